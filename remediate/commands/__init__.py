@@ -1,0 +1,1 @@
+"""One module per ``memcg-fix`` verb; each exposes ``register(subparsers)``."""

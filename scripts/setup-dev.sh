@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Prepare this machine to develop and test memcg-fix. Idempotent.
+#
+# - apt packages the test targets need (podman, runc, debootstrap, qemu...);
+# - a virtualenv per supported ansible-core line ("current" and "2.16", the
+#   newest that still manages Python 2.7/3.6 targets), each with memcg-fix
+#   installed editable plus the test tools;
+# - the few collections the tests use (containers.podman for molecule's podman
+#   driver, ansible.posix), taken from the PyPI "ansible" bundle because
+#   Galaxy may be unreachable.
+#
+# Everything expensive is cached under $MEMCG_FIX_CACHE (default
+# /var/cache/memcg-fix-dev), outside the repository, and rebuilt when missing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache=${MEMCG_FIX_CACHE:-/var/cache/memcg-fix-dev}
+python=${MEMCG_FIX_PYTHON:-python3}
+mkdir -p "$cache"
+
+log() { printf '[setup-dev] %s\n' "$*" >&2; }
+
+apt_packages=(
+  podman runc debootstrap qemu-system-x86 qemu-utils openssh-client sshpass
+  python3-venv rsync hyperfine time e2fsprogs iproute2 ca-certificates
+)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+fi
+
+# One venv per ansible-core line. The stamp holds what the venv was built
+# from, so a change to pyproject.toml or to this script rebuilds it.
+stamp_of() { cat "$here/pyproject.toml" "$0" | sha256sum | cut -c1-16; echo "$1"; }
+
+build_venv() {
+  local name=$1 core_spec=$2 extra=$3
+  local dir="$cache/venv-$name" stamp
+  stamp=$(stamp_of "$core_spec $extra")
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    # editable install: only re-point it at this checkout if it moved
+    if ! "$dir/bin/python" -c 'import remediate,sys; sys.exit(0 if remediate.__file__.startswith(sys.argv[1]) else 1)' "$here" 2>/dev/null; then
+      "$dir/bin/pip" install -q --no-deps -e "$here" >/dev/null
+    fi
+    return
+  fi
+  log "building $dir ($core_spec)"
+  rm -rf "$dir"
+  "$python" -m venv "$dir"
+  "$dir/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+  # shellcheck disable=SC2086
+  "$dir/bin/pip" install -q "$core_spec" -e "$here[test]" $extra 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  "$dir/bin/python" -c 'import remediate, ansible' >/dev/null
+  echo "$stamp" >"$dir/.stamp"
+}
+
+build_venv current "ansible-core>=2.19" "ansible-runner ansible-lint molecule molecule-plugins[podman] pytest-xdist pyinstrument"
+build_venv 2.16 "ansible-core>=2.16,<2.17" "ansible-runner pytest-xdist"
+
+# Collections from the PyPI bundle (one download, cached, only two unpacked).
+collections="$cache/collections"
+if [ ! -f "$collections/.ok" ]; then
+  log "unpacking containers.podman and ansible.posix from the PyPI 'ansible' bundle"
+  tmp=$(mktemp -d)
+  "$cache/venv-current/bin/pip" download -q --no-deps 'ansible>=11' -d "$tmp" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  rm -rf "$collections" && mkdir -p "$collections"
+  "$cache/venv-current/bin/python" - "$tmp"/ansible-*.whl "$collections" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+keep = ("ansible_collections/containers/podman/", "ansible_collections/ansible/posix/")
+with zipfile.ZipFile(wheel) as zf:
+    zf.extractall(dest, [n for n in zf.namelist() if n.startswith(keep)])
+PY
+  rm -rf "$tmp"
+  touch "$collections/.ok"
+fi
+log "ready: $cache/venv-current (ansible-core $("$cache/venv-current/bin/python" -c 'import ansible.release as r; print(r.__version__)')), $cache/venv-2.16, $collections"
