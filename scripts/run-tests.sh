@@ -10,7 +10,8 @@
 #   3. the container integration tier again on ansible-core 2.16;
 #   4. molecule scenarios.
 # Pass pytest arguments to narrow step 2, e.g. `-m "not vm"`; MEMCG_FIX_SKIP
-# may list steps to skip (lint, pytest, core216, molecule) for local loops.
+# may list steps to skip (lint, targets, pytest, core216, molecule) for local
+# loops.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -38,6 +39,15 @@ if [[ $skip != *" lint "* ]]; then
   ansible-lint --profile production --offline playbooks/
 fi
 
+if [[ $skip != *" targets "* ]]; then
+  # Build (first run) or find (cached) every test target, so pytest and
+  # molecule start from ready images; rebuilds whatever a recipe change
+  # invalidated. Then point podman and molecule at them.
+  step "test targets (tests/targets/build.py; cached in $MEMCG_FIX_CACHE/targets)"
+  python -m tests.targets.build debian el7 el8 el9 vm
+  eval "$(python -m tests.targets.build --env debian el7 el8 el9)"
+fi
+
 if [[ $skip != *" pytest "* ]]; then
   step "pytest (ansible-core $(python -c 'import ansible.release as r; print(r.__version__)'))"
   python -m pytest "$@"
@@ -50,6 +60,8 @@ fi
 
 if [[ $skip != *" molecule "* ]]; then
   step "molecule"
+  # the scenarios use the images built above (MEMCG_FIX_IMAGE_*, CONTAINERS_CONF)
+  eval "$(python -m tests.targets.build --env debian el7 el8 el9)"
   molecule test --all
 fi
 

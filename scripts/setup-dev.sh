@@ -23,6 +23,9 @@ log() { printf '[setup-dev] %s\n' "$*" >&2; }
 apt_packages=(
   podman runc debootstrap qemu-system-x86 qemu-utils openssh-client sshpass
   python3-venv rsync hyperfine time e2fsprogs iproute2 ca-certificates
+  # test targets (tests/targets/build.py): podman's network stack when
+  # recommends are skipped, and what debootstrap verifies the archive with
+  netavark aardvark-dns debian-archive-keyring gpgv tar
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -80,4 +83,21 @@ PY
   rm -rf "$tmp"
   touch "$collections/.ok"
 fi
+# node_exporter, so a test can feed the reaper's metrics file to the real
+# textfile collector. Unpacked from the Debian package, never installed: no
+# service is started.
+node_exporter="$cache/tools/node-exporter/usr/bin/prometheus-node-exporter"
+if [ ! -x "$node_exporter" ] && command -v apt-get >/dev/null 2>&1; then
+  log "unpacking prometheus-node-exporter (for the reaper's metrics test)"
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  if (cd "$tmp" && apt-get download -qq prometheus-node-exporter </dev/null >/dev/null 2>&1); then
+    rm -rf "$cache/tools/node-exporter" && mkdir -p "$cache/tools/node-exporter"
+    dpkg -x "$tmp"/prometheus-node-exporter_*.deb "$cache/tools/node-exporter"
+  else
+    log "could not download prometheus-node-exporter; the metrics format test will skip"
+  fi
+  rm -rf "$tmp"
+fi
+
 log "ready: $cache/venv-current (ansible-core $("$cache/venv-current/bin/python" -c 'import ansible.release as r; print(r.__version__)')), $cache/venv-2.16, $collections"
