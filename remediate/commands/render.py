@@ -1,16 +1,74 @@
-"""`memcg-fix render` (placeholder until its issue lands)."""
+"""`memcg-fix render`: turn a saved plan into one reviewable playbook."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import InputError
+from ..plan import Plan
+from ..render import DEFAULT_BATCHES, RenderOptions, parse_batches, render
+
+DESCRIPTION = """\
+Turn a plan saved with 'memcg-fix plan --format json' into one playbook file
+that a reviewer can read without running anything: its header names the plan
+fingerprint, the policy, and for each host the mitigations with rationale,
+risk, disruption and whether it reboots; the hosts' plans are YAML data.
+
+The playbook needs only playbooks/roles/memcg_remediate next to it, so AWX or
+Tower can run it as a job template with this repository as the project.
+Rendering the same plan twice gives the same bytes.
+"""
+
+EPILOG = f"""\
+examples:
+  memcg-fix plan --facts fleet.json --format json > plan.json
+  memcg-fix render --plan plan.json --out playbooks/memcg-fix-CHG1234.yml
+  memcg-fix render --plan plan.json --batches 1,5,20% --out -
+
+default batches: {",".join(str(b) for b in DEFAULT_BATCHES)} (the first is the canary)
+exit codes: 0 written, 3 invalid plan or options, 1 internal error"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("render", help="(not available yet)")
+    parser = subparsers.add_parser(
+        "render", help="write the playbook for a saved plan",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--plan", metavar="FILE", required=True,
+                        help="plan JSON from 'memcg-fix plan --format json'")
+    parser.add_argument("--out", metavar="FILE", default="-",
+                        help="where to write the playbook (default: stdout)")
+    parser.add_argument("--batches", metavar="SIZES", default=None,
+                        help="batch sizes, e.g. 1,10%%,25%% (the first batch is the canary)")
+    parser.add_argument("--max-fail-percentage", metavar="N", type=int, default=0,
+                        help="failed hosts tolerated per batch before the rollout stops (default 0)")
     parser.set_defaults(func=run)
 
 
+def load_plan(path: str) -> Plan:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"plan not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a plan JSON file: {exc}") from None
+    return Plan.from_json(data)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("memcg-fix render is not available yet")
+    options = RenderOptions(
+        batches=parse_batches(args.batches) if args.batches else DEFAULT_BATCHES,
+        max_fail_percentage=args.max_fail_percentage,
+    )
+    text = render(load_plan(args.plan), options)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"memcg-fix: wrote {args.out}", file=sys.stderr)
+    return 0

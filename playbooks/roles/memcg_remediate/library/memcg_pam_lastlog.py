@@ -17,6 +17,8 @@ description:
   - "On authselect hosts (EL8/9) it never edits authselect's files: it refuses when
     C(authselect check) fails, derives a custom profile C(custom/<profile>) from the current one,
     fixes the profile's postlogin template, and selects it with the same features."
+  - "Files that authselect does not own (/etc/pam.d/login, /etc/pam.d/sshd) are edited in place
+    when they carry a pam_lastlog line of their own."
   - "On authconfig (EL7) and plain PAM hosts (Debian/Ubuntu) it edits the pam_lastlog session lines
     in place (atomically, original kept for rollback). On EL7 a later C(authconfig --updateall)
     regenerates postlogin-ac and undoes the edit; the module warns about that."
@@ -214,8 +216,8 @@ class PamLastlog(object):
         candidates = [POSTLOGIN, "/etc/pam.d/login", "/etc/pam.d/sshd"]
         return [p for p in candidates if os.path.exists(p)]
 
-    def plain(self, manager):
-        paths = self.module.params["files"] or self.default_files()
+    def plain(self, manager, skip=()):
+        paths = [p for p in (self.module.params["files"] or self.default_files()) if p not in skip]
         for path in paths:
             target = safeedit.resolve_edit_target(path)
             text = _read(target)
@@ -252,6 +254,9 @@ class PamLastlog(object):
         result = {"manager": manager}
         if manager == "authselect":
             result["profile"] = self.authselect()
+            # login and sshd are not authselect's: a direct pam_lastlog line
+            # there is edited like on any other host
+            self.plain(manager, skip=(POSTLOGIN,))
         else:
             self.plain(manager)
         result.update(changed=bool(self.files), files=self.files, diff=self.diffs)

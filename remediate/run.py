@@ -1,0 +1,332 @@
+"""Run playbooks through ansible-runner, the engine AWX uses, and read the outcome.
+
+Like an AWX job, every run gets a private data dir (``env/``, ``inventory``,
+``artifacts/<id>/``) under the output directory, so its events and stdout
+stay for the change record. Nothing here prints: progress goes to an
+``on_event`` callback the CLI supplies, and the outcome is a
+:class:`RunReport`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, RemediateError
+from .render import REPORT_TASK
+from .resources import playbooks_dir
+
+GATHER_TASK = "Collect memcg facts"
+
+
+@dataclass(frozen=True)
+class Diff:
+    """One file or boot-entry change that a task made (or would make, in check mode)."""
+
+    host: str
+    task: str
+    header: str
+    before: str
+    after: str
+
+
+@dataclass
+class HostOutcome:
+    """What happened on one host during a run."""
+
+    host: str
+    status: str = "skipped"  # ok, changed, failed, unreachable, skipped
+    error: str | None = None
+    failed_task: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)  # the role's report task
+    diffs: list[Diff] = field(default_factory=list)
+    module_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def rebooted(self) -> bool:
+        return bool(self.result.get("rebooted"))
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.result.get("verified"))
+
+    @property
+    def reboot_required(self) -> bool:
+        return bool(self.result.get("reboot_required"))
+
+
+@dataclass
+class RunReport:
+    """The outcome of one ansible-runner run."""
+
+    rc: int
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    artifacts_dir: Path
+    hosts: dict[str, HostOutcome]
+    batches: int = 0
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(h for h, o in self.hosts.items() if o.status in ("failed", "unreachable"))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event for the CLI: ``kind`` is play, batch, task, host or reboot."""
+
+    kind: str
+    host: str | None
+    text: str
+
+
+def _binary(name: str) -> str:
+    """The ansible executable next to this Python (the venv memcg-fix runs in)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise RemediateError(f"{name} is not installed next to memcg-fix or on PATH")
+    return found
+
+
+def _diffs(host: str, task: str, res: Mapping[str, Any]) -> list[Diff]:
+    raw = res.get("diff")
+    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        before, after = item.get("before", ""), item.get("after", "")
+        if before == after:
+            continue
+        header = str(item.get("after_header") or item.get("before_header") or task)
+        out.append(Diff(host, task, header, _text(before), _text(after)))
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+class _Collector:
+    """Turns ansible-runner events into per-host outcomes and progress."""
+
+    def __init__(self, on_event: Callable[[Progress], None] | None) -> None:
+        self.hosts: dict[str, HostOutcome] = {}
+        self.on_event = on_event
+        self.batches = 0
+
+    def _host(self, name: str) -> HostOutcome:
+        return self.hosts.setdefault(name, HostOutcome(name))
+
+    def _emit(self, kind: str, host: str | None, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(Progress(kind, host, text))
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        task = str(data.get("task") or "")
+        res = data.get("res") or {}
+        if kind == "playbook_on_play_start":
+            self.batches += 1
+            self._emit("play", None, str(data.get("play") or data.get("name") or ""))
+        elif kind == "runner_on_start" and host:
+            self._host(host)
+            if task.startswith("Reboot"):
+                self._emit("reboot", host, task)
+        elif kind == "runner_on_ok" and host:
+            outcome = self._host(host)
+            if outcome.status not in ("failed", "unreachable"):
+                outcome.status = "changed" if res.get("changed") or outcome.status == "changed" else "ok"
+            outcome.diffs.extend(_diffs(host, task, res))
+            outcome.module_results[task] = res
+            if task == REPORT_TASK and isinstance(res.get("msg"), dict):
+                outcome.result = dict(res["msg"])
+                self._emit("host", host, _summary_line(outcome))
+        elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
+            outcome = self._host(host)
+            outcome.status = "failed"
+            outcome.failed_task = task
+            outcome.error = _one_line(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed")
+            self._emit("host", host, f"FAILED at '{task}': {outcome.error}")
+        elif kind == "runner_on_unreachable" and host:
+            outcome = self._host(host)
+            outcome.status = "unreachable"
+            outcome.failed_task = task
+            outcome.error = "unreachable: " + _one_line(res.get("msg") or "")
+            self._emit("host", host, outcome.error)
+        elif kind == "runner_on_skipped" and host:
+            self._host(host)
+        return True  # keep the event in the artifacts
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())[:500]
+
+
+def _summary_line(outcome: HostOutcome) -> str:
+    r = outcome.result
+    parts = [("changed " + ", ".join(r.get("changed") or [])) if r.get("changed") else "no change"]
+    if r.get("rebooted"):
+        parts.append("rebooted")
+    if r.get("reboot_required"):
+        parts.append("REBOOT REQUIRED")
+    if r.get("verified"):
+        parts.append("verified")
+    return "; ".join(parts)
+
+
+def run_playbook(
+    playbook: Path,
+    inventory: Sequence[str],
+    *,
+    data_dir: Path,
+    limit: str | None = None,
+    forks: int | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    on_event: Callable[[Progress], None] | None = None,
+    ident: str | None = None,
+) -> RunReport:
+    """Run ``playbook`` the way AWX would, with artifacts kept under ``data_dir``."""
+    import ansible_runner  # imported late: it is slow to import and not needed offline
+
+    playbook = Path(playbook).resolve()
+    if not playbook.is_file():
+        raise InputError(f"playbook not found: {playbook}")
+    inventories = []
+    for item in inventory:
+        path = Path(item)
+        if not path.exists():
+            raise InputError(f"inventory not found: {item}")
+        inventories.append(str(path.resolve()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmdline = []
+    for inv in inventories:
+        cmdline += ["-i", inv]
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    roles = str(playbooks_dir() / "roles")
+    env = {
+        "ANSIBLE_ROLES_PATH": roles + os.pathsep + os.environ.get("ANSIBLE_ROLES_PATH", ""),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_FORCE_COLOR": "False",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    collector = _Collector(on_event)
+    runner = ansible_runner.run(
+        private_data_dir=str(data_dir),
+        ident=ident or uuid.uuid4().hex[:12],
+        playbook=str(playbook),
+        cmdline=" ".join(_quote(c) for c in cmdline),
+        limit=limit,
+        forks=forks,
+        extravars=dict(extravars or {}),
+        envvars=env,
+        binary=_binary("ansible-playbook"),
+        quiet=True,
+        event_handler=collector,
+        suppress_env_files=True,
+    )
+    artifacts = Path(runner.config.artifact_dir)
+    return RunReport(
+        rc=int(runner.rc if runner.rc is not None else 1),
+        status=str(runner.status),
+        artifacts_dir=artifacts,
+        hosts=collector.hosts,
+        batches=collector.batches,
+    )
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def gather_playbook() -> Path:
+    """The shipped playbook that runs ``memcg_facts`` once per host."""
+    return playbooks_dir() / "gather.yml"
+
+
+def collect_facts(
+    inventory: Sequence[str],
+    *,
+    data_dir: Path,
+    limit: str | None = None,
+    forks: int | None = None,
+    on_event: Callable[[Progress], None] | None = None,
+) -> tuple[list[Any], RunReport]:
+    """Facts of every inventory host through ``memcg_facts`` (one module run each).
+
+    A host that fails or is unreachable becomes ``HostFacts(error=...)``: it is
+    reported as unknown and the others go on.
+    """
+    from .facts import from_module_result
+
+    report = run_playbook(
+        gather_playbook(), inventory, data_dir=data_dir, limit=limit, forks=forks,
+        on_event=on_event, ident="facts",
+    )
+    hosts = []
+    for name in sorted(report.hosts):
+        outcome = report.hosts[name]
+        if outcome.status in ("failed", "unreachable"):
+            result: dict[str, Any] = {"failed": True, "msg": outcome.error or "failed"}
+            if outcome.status == "unreachable":
+                result["unreachable"] = True
+        else:
+            result = outcome.module_results.get(GATHER_TASK, {"failed": True, "msg": "no facts returned"})
+        hosts.append(from_module_result(name, result))
+    if not hosts and report.rc != 0:
+        raise InputError(
+            f"Ansible could not run against the inventory (rc={report.rc}); see "
+            f"{report.artifacts_dir / 'stdout'}"
+        )
+    return hosts, report
+
+
+def list_hosts(inventory: Sequence[str], limit: str | None = None) -> list[str]:
+    """The hosts ``inventory`` (with ``limit``) names, or a clear InputError."""
+    import subprocess
+
+    argv = [_binary("ansible"), "all", "--list-hosts"]
+    for item in inventory:
+        if not Path(item).exists():
+            raise InputError(f"inventory not found: {item}")
+        argv += ["-i", item]
+    if limit:
+        argv += ["--limit", limit]
+    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="True",
+               ANSIBLE_LOCALHOST_WARNING="False")
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise InputError("reading the inventory took more than 300 s") from exc
+    if proc.returncode != 0:
+        detail = next((line.strip() for line in (proc.stderr + proc.stdout).splitlines()
+                       if "ERROR" in line or "rror" in line), proc.stderr.strip()[:300])
+        raise InputError(f"cannot use the inventory {', '.join(inventory)}: {_one_line(detail)}")
+    hosts = [line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()]
+    if not hosts:
+        what = f" with --limit {limit!r}" if limit else ""
+        raise InputError(f"the inventory {', '.join(inventory)}{what} matches no host")
+    return hosts
