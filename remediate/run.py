@@ -145,14 +145,14 @@ class _Collector:
             self._emit("play", None, str(data.get("play") or data.get("name") or ""))
         elif kind == "runner_on_start" and host:
             self._host(host)
-            if task.startswith("Reboot"):
-                self._emit("reboot", host, task)
         elif kind == "runner_on_ok" and host:
             outcome = self._host(host)
             if outcome.status not in ("failed", "unreachable"):
                 outcome.status = "changed" if res.get("changed") or outcome.status == "changed" else "ok"
             outcome.diffs.extend(_diffs(host, task, res))
             outcome.module_results[task] = res
+            if str(data.get("task_action", "")).endswith("reboot") and res.get("rebooted"):
+                self._emit("reboot", host, f"rebooted and back in {res.get('elapsed', '?')} s")
             if task == REPORT_TASK and isinstance(res.get("msg"), dict):
                 outcome.result = dict(res["msg"])
                 self._emit("host", host, _summary_line(outcome))
@@ -231,6 +231,10 @@ def run_playbook(
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     }
     collector = _Collector(on_event)
+    # ansible-runner finds ansible-playbook on PATH: make it the one installed
+    # next to memcg-fix (a venv that is not on the caller's PATH).
+    _binary("ansible-playbook")
+    os.environ["PATH"] = env["PATH"]
     runner = ansible_runner.run(
         private_data_dir=str(data_dir),
         ident=ident or uuid.uuid4().hex[:12],
@@ -240,7 +244,6 @@ def run_playbook(
         forks=forks,
         extravars=dict(extravars or {}),
         envvars=env,
-        binary=_binary("ansible-playbook"),
         quiet=True,
         event_handler=collector,
         suppress_env_files=True,

@@ -12,7 +12,7 @@ from .. import policy as policy_api
 from ..errors import InputError
 from ..plan import Plan
 from ..policy.model import Policy
-from ..render import PlaybookCheck, check
+from ..render import APPLY_PLAY, PlaybookCheck, check
 from ..report import terminal_safe
 from ..run import Progress
 
@@ -41,16 +41,19 @@ def out_dir(requested: str | None, verb: str) -> Path:
 
 def progress_printer(quiet: bool = False):  # type: ignore[no-untyped-def]
     """A callback printing rollout progress on stderr (hosts done, batch, reboots)."""
-    state = {"plays": 0, "hosts": 0}
+    state = {"batches": 0, "hosts": 0}
 
     def show(event: Progress) -> None:
         if quiet:
             return
-        if event.kind == "play":
-            state["plays"] += 1
-            print(f"memcg-fix: {terminal_safe(event.text)}", file=sys.stderr)
+        if event.kind == "play" and event.text == APPLY_PLAY:
+            # with `serial`, Ansible starts the play again for every batch
+            state["batches"] += 1
+            which = " (canary)" if state["batches"] == 1 else ""
+            print(f"memcg-fix: batch {state['batches']}{which}", file=sys.stderr)
         elif event.kind == "reboot":
-            print(f"memcg-fix:   {terminal_safe(event.host)}: rebooting", file=sys.stderr)
+            print(f"memcg-fix:   {terminal_safe(event.host)}: {terminal_safe(event.text)}",
+                  file=sys.stderr)
         elif event.kind == "host":
             state["hosts"] += 1
             print(f"memcg-fix:   [{state['hosts']} done] {terminal_safe(event.host)}: "
@@ -106,12 +109,28 @@ def verify_signature(playbook: Path, signature: Path) -> tuple[bool, str]:
 
 
 def decision_changes(recorded: PlaybookCheck, plan: Plan) -> list[str]:
-    """Hosts whose fresh decisions differ from those in the playbook."""
+    """Hosts whose fresh decisions are not covered by the playbook's plan.
+
+    A host whose fresh decisions are a subset of the recorded ones has only
+    made progress (an earlier, interrupted apply already fixed part of it),
+    and re-running the reviewed playbook on it is safe: that is not a change.
+    Anything new (a mitigation, other parameters, a host the plan did not
+    know, a host that cannot be read now) is.
+    """
     fresh = {h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations]
              for h in plan.hosts}
+    unknown = {h.host: h.reason for h in plan.hosts if h.status == "unknown"}
     changes = []
     for host in sorted(set(fresh) | set(recorded.plan)):
-        if fresh.get(host) != recorded.plan.get(host):
+        if host in unknown and recorded.plan.get(host):
+            changes.append(f"{host}: planned, but unknown now ({unknown[host]})")
+            continue
+        if host not in fresh:
+            continue  # outside this run's inventory or --limit
+        if host not in recorded.plan:
+            changes.append(f"{host}: not in the plan")
+            continue
+        if any(m not in recorded.plan[host] for m in fresh[host]):
             before = ", ".join(m["id"] for m in recorded.plan.get(host, [])) or "nothing"
             after = ", ".join(m["id"] for m in fresh.get(host, [])) or (
                 "nothing" if host in fresh else "not in the inventory now")

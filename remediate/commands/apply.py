@@ -28,9 +28,11 @@ batches; a failed host stops the rollout before the next batch.
 Before anything changes, apply
   1. checks the playbook's digests: an edited playbook is refused (--force
      overrides), and a detached signature FILE.asc next to it must verify;
-  2. collects fresh facts and plans again with the same policy: if any host's
-     decisions differ from the playbook's plan fingerprint, it refuses
-     (--force overrides).
+  2. collects fresh facts and plans again with the same policy: when the
+     result differs from the playbook's plan fingerprint by more than
+     progress (a host now needs something the plan does not have, or cannot
+     be read), it refuses (--force overrides). Hosts an earlier apply already
+     fixed are fine: re-running a reviewed playbook resumes a rollout.
 
 Hosts reboot only with --reboot-ok, and only when a change needs it; without
 it they are reported as "reboot-required". After the reboot every mitigation
@@ -95,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     facts, _report = collect_facts(inventory, data_dir=out, limit=args.limit, forks=args.forks,
                                    on_event=None)
     fresh = policy_api.evaluate(policy, facts)
-    if fresh.fingerprint() != recorded.fingerprint:
-        changes = decision_changes(recorded, fresh)
+    changes = decision_changes(recorded, fresh) if fresh.fingerprint() != recorded.fingerprint else []
+    if changes:
         message = ("the hosts' facts no longer match the playbook's plan "
                    f"({recorded.fingerprint[:19]}...): " + "; ".join(changes[:5])
                    + (f" and {len(changes) - 5} more" if len(changes) > 5 else ""))

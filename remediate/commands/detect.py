@@ -1,16 +1,105 @@
-"""`memcg-fix detect` (placeholder until its issue lands)."""
+"""`memcg-fix detect`: what a host looks like, as facts (docs/facts.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
 
-from ..errors import UsageError
+from .. import __version__
+from ..facts import HostFacts, collect_local, collect_root, document
+
+EXAMPLES = """\
+examples:
+  memcg-fix detect --local                       this host, as a table
+  memcg-fix detect --local --format json         the facts document (docs/facts.md)
+  memcg-fix detect --root /mnt/image --host web1 a mounted image or chroot
+  memcg-fix detect --root ./sosreport-web1-2024  an extracted sosreport
+
+exit codes: 0 facts collected (unknown facts are listed, not errors),
+2 bad usage, 3 the --root is not a directory."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("detect", help="(not available yet)")
+    parser = subparsers.add_parser(
+        "detect",
+        help="collect the facts of a host (cgroup mode, dying memcgs, kmem, boot args...)",
+        description="Collect the facts memcg-fix decides on. Read-only: nothing on the "
+        "host is changed.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--local", action="store_true", help="this host, read live")
+    source.add_argument(
+        "--root",
+        metavar="DIR",
+        help="a host root: mounted image, chroot or extracted sosreport; nothing outside "
+        "DIR is read and no command is run",
+    )
+    parser.add_argument("--host", metavar="NAME", help="name to report the host as")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("memcg-fix detect is not available yet")
+    hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
+    if args.format == "json":
+        json.dump(document(hosts, __version__), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(hosts))
+    return 0
+
+
+COLUMNS: Sequence[tuple[str, str]] = (
+    ("HOST", ""),
+    ("KERNEL", "kernel.release"),
+    ("FAMILY", "kernel.family"),
+    ("CGROUP", "cgroup.mode"),
+    ("MEMORY", "cgroup.memory_controller"),
+    ("LIVE", "memcg.live"),
+    ("DYING", "memcg.dying"),
+    ("KMEM", "kmem.accounting_active"),
+    ("NOKMEM", "cmdline.nokmem"),
+    ("ALL-ENTRIES", "boot.nokmem_all_entries"),
+    ("RUNC", "runc.version"),
+    ("LASTLOG-WTMP", "pam.lastlog_writes_wtmp"),
+    ("UNKNOWN", ""),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render_table(hosts: Sequence[HostFacts]) -> str:
+    """One row per host with the key facts; ``?`` marks an unknown fact."""
+    rows = [[title for title, _ in COLUMNS]]
+    for host in hosts:
+        if host.error:
+            rows.append([host.host, f"error: {host.error}"])
+            continue
+        row = [host.host]
+        for _title, path in COLUMNS[1:-1]:
+            row.append(_cell(host.get(path)))
+        row.append(str(len(host.unknown)))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    notes = [
+        f"{h.host}: {u.fact}: {u.reason}" for h in hosts for u in h.unknown
+    ]
+    text = "\n".join(lines) + "\n"
+    if notes:
+        text += "\nunknown:\n" + "\n".join(f"  {n}" for n in notes) + "\n"
+    return text

@@ -1,16 +1,129 @@
-"""`memcg-fix plan` (placeholder until its issue lands)."""
+"""`memcg-fix plan`: decide, per host, which mitigations apply and why (offline)."""
 
 from __future__ import annotations
 
 import argparse
+import gc
+import sys
+from typing import Any
 
-from ..errors import UsageError
+from .. import facts as facts_api
+from .. import policy as policy_api
+from ..errors import ExitCode
+from ..facts.model import HostFacts
+from ..report import FORMATS, render
+
+DESCRIPTION = """\
+Decide, for each host, which mitigations from the closed catalogue apply and
+why. Facts come from this host (--local), a host root such as a mounted image
+or an extracted sosreport (--root), or JSON written by 'memcg-fix detect
+--format json' (--facts, one host or many per file). Nothing is changed and
+no Ansible runs: plan only reads facts and the policy.
+
+The default policy is the shipped policies/default.yaml; --policy replaces it.
+Output is sorted and carries no timestamps, so the same facts and policy give
+the same bytes. --explain adds, for each host, every rule with "fired",
+"not-matched" or "not-evaluated" and the facts behind it.
+"""
+
+EPILOG = """\
+examples:
+  memcg-fix plan --local --explain
+  memcg-fix plan --facts fleet.json --format markdown > change-request.md
+  memcg-fix plan --facts a.json b.json --policy site-policy.yaml --format json
+
+exit codes:
+  0  nothing to do on any host (findings alone do not count)
+  2  mitigations planned for at least one host
+  3  invalid policy or input (also bad usage of this command)
+  1  internal error
+Hosts whose facts could not be read are listed as "unknown" with the reason;
+they do not change the exit code."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("plan", help="(not available yet)")
+    parser = subparsers.add_parser(
+        "plan",
+        help="decide which mitigations apply to each host, and why",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # exit code 2 means "mitigations planned" here, so bad usage is 3
+    parser.usage_exit_code = ExitCode.INVALID
+    _refuse_extra_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--local", action="store_true", help="read this host's facts live")
+    source.add_argument("--root", metavar="DIR", help="read a host root (image, chroot, sosreport)")
+    source.add_argument(
+        "--facts",
+        metavar="FILE",
+        nargs="+",
+        help="facts JSON from 'memcg-fix detect --format json'",
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", help="policy YAML to use instead of the default policy"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="show every rule's result and reason per host"
+    )
     parser.set_defaults(func=run)
 
 
+def _refuse_extra_arguments(parser: argparse.ArgumentParser) -> None:
+    """Report unknown arguments from this parser, so they exit 3 like other bad usage.
+
+    argparse hands a subcommand's leftovers to the top-level parser, whose
+    usage errors exit 2, which for ``plan`` would read as "mitigations planned".
+    """
+    parse_known_args = parser.parse_known_args
+
+    def strict(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = parse_known_args(args, namespace)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    parser.parse_known_args = strict  # type: ignore[method-assign,assignment]
+
+
+def _hosts(args: argparse.Namespace) -> list[HostFacts]:
+    if args.facts:
+        return facts_api.load_facts_files(args.facts)
+    if args.root:
+        return [facts_api.collect_root(args.root)]
+    return [facts_api.collect_local()]
+
+
+def _read_hosts(args: argparse.Namespace) -> list[HostFacts]:
+    """The hosts, read with the garbage collector paused.
+
+    A fleet's facts are millions of small objects that live until the end;
+    letting the collector scan them again and again while they are read and
+    planned costs more than the planning itself (10,000 hosts: about 40%).
+    Freezing them once moves them out of every later collection.
+    """
+    gc.disable()
+    try:
+        return _hosts(args)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("memcg-fix plan is not available yet")
+    policy = policy_api.load(args.policy) if args.policy else policy_api.load_default()
+    plan = policy_api.evaluate(policy, _read_hosts(args), explain=args.explain)
+    sys.stdout.write(render(plan, args.format, args.explain))
+    unknown = [h.host for h in plan.hosts if h.status == "unknown"]
+    if unknown:
+        shown = ", ".join(repr(h) for h in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        print(
+            f"memcg-fix: {len(unknown)} host(s) could not be planned: {shown}{more}",
+            file=sys.stderr,
+        )
+    return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)

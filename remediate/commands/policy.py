@@ -1,16 +1,97 @@
-"""`memcg-fix policy` (placeholder until its issue lands)."""
+"""`memcg-fix policy`: check policy files, list the mitigation catalogue."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from ..errors import UsageError
+from .. import catalogue
+from .. import policy as policy_api
+from ..errors import ExitCode
+
+DESCRIPTION = """\
+Work with policies: 'validate' checks policy files against the shipped schema
+and the mitigation catalogue and reports every problem as FILE:LINE: JSON-PATH:
+message; 'catalogue' lists the mitigations a policy may select, with their
+parameters and defaults.
+"""
+
+EPILOG = """\
+examples:
+  memcg-fix policy validate policies/default.yaml site-policy.yaml
+  memcg-fix policy catalogue --format json
+
+exit codes: 0 every file is valid, 3 at least one is not, 2 bad usage, 1 internal error."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("policy", help="(not available yet)")
-    parser.set_defaults(func=run)
+    parser = subparsers.add_parser(
+        "policy",
+        help="validate policy files; list the mitigation catalogue",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    validate = actions.add_parser(
+        "validate",
+        help="check policy files",
+        description="Check policy files; print every problem as FILE:LINE: JSON-PATH: message.",
+        epilog="example:\n  memcg-fix policy validate policies/default.yaml\n\n"
+        "exit codes: 0 all valid, 3 at least one invalid, 2 bad usage, 1 internal error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("files", metavar="FILE", nargs="+", help="policy YAML files")
+    validate.set_defaults(func=run_validate)
+
+    listing = actions.add_parser(
+        "catalogue",
+        help="list the mitigations a policy may select",
+        description="List the closed catalogue of mitigations, their parameters and defaults.",
+        epilog="example:\n  memcg-fix policy catalogue --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=run_catalogue)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise UsageError("memcg-fix policy is not available yet")
+def run_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.files:
+        policy, problems = policy_api.check(name)
+        if policy is None:
+            failed += 1
+            for problem in problems:
+                print(f"memcg-fix: {problem}", file=sys.stderr)
+            continue
+        print(f"{name}: ok (policy {policy.id} {policy.version}, {len(policy.rules)} rules)")
+    return int(ExitCode.INVALID if failed else ExitCode.OK)
+
+
+def run_catalogue(args: argparse.Namespace) -> int:
+    rows = catalogue.describe()
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return int(ExitCode.OK)
+    for row in rows:
+        reboot = "reboot" if row["needs_reboot"] else "no reboot"
+        print(f"{row['id']}: {row['summary']}")
+        print(
+            f"    {reboot}, risk {row['risk']}, disruption {row['disruption']}; "
+            f"alternatives: {', '.join(row['alternatives']) or '-'}"
+        )
+        for param in row["params"]:
+            if param["required"]:
+                default = "required"
+            elif "default" in param:
+                default = f"default {json.dumps(param['default'])}"
+            else:
+                default = "optional"
+            choices = f", one of {', '.join(param['choices'])}" if "choices" in param else ""
+            print(
+                f"    {param['name']} ({param['kind']}, {default}{choices}): {param['description']}"
+            )
+    return int(ExitCode.OK)
