@@ -1,0 +1,74 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Part of memcg-fix. Runs on the target's own Python (2.7, 3.6+).
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: memcg_facts
+short_description: Collect the memcg facts of a host (read-only)
+description:
+  - Reads everything memcg-fix decides on - kernel build, cgroup mode and where the memory
+    controller lives, live and dying memory cgroups, kernel command line and boot entries,
+    kmem accounting, installed kernels, runc and kubelet versions, PAM pam_lastlog lines,
+    kernel-log signatures and the memory cost of zombie memcgs.
+  - Runs the very parsers C(memcg-fix detect) runs (module_utils C(memcg_fix_host) is the
+    package C(remediate.hostside)), so the facts are the same whichever way they were read.
+  - Changes nothing. Commands it may run are read-only (C(grubby --info=ALL), C(rpm -qa),
+    C(runc --version), C(kubelet --version), C(dmesg)), each with a timeout.
+  - A fact that cannot be read is null and listed in I(unknown) with the reason.
+options:
+  root:
+    description:
+      - Read a host root (mounted image, chroot, extracted sosreport) instead of the live host.
+        Nothing outside it is read and no command is run.
+    type: path
+    default: /
+author: memcg-fix
+"""
+
+EXAMPLES = r"""
+- name: Collect memcg facts
+  memcg_facts:
+  register: memcg
+"""
+
+RETURN = r"""
+schema_version:
+  description: Version of the facts contract (docs/facts.md).
+  returned: always
+  type: int
+facts:
+  description: The facts, by section (kernel, cgroup, memcg, cmdline, boot...).
+  returned: always
+  type: dict
+unknown:
+  description: "Facts that could not be read: a list of {fact, reason}."
+  returned: always
+  type: list
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.memcg_fix_host.collect import collect
+from ansible.module_utils.memcg_fix_host.reader import LiveReader, RootReader
+
+SCHEMA_VERSION = 1
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(root=dict(type="path", default="/")),
+        supports_check_mode=True,
+    )
+    root = module.params["root"]
+    reader = LiveReader() if root in ("/", "") else RootReader(root)
+    result = collect(reader)
+    module.exit_json(changed=False, schema_version=SCHEMA_VERSION, facts=result["facts"],
+                     unknown=result["unknown"])
+
+
+if __name__ == "__main__":
+    main()

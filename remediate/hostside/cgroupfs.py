@@ -1,0 +1,548 @@
+"""The cgroup filesystem: mount layout, memcg counts, dying (zombie) memcgs.
+
+Parsers here are pure functions of text; the functions that touch the host
+(:func:`memory_layout`, :func:`count_memcg_dirs`, :func:`dying_memcgs`) take
+a ``root`` so that a mounted image or an extracted sosreport can be read the
+same way as ``/``, never reading outside that root.
+
+How the modes are told apart (Documentation/admin-guide/cgroup-v2.rst and
+systemd's cgroup-util.c): statfs(2) of /sys/fs/cgroup reports
+CGROUP2_SUPER_MAGIC on a v2-only host and tmpfs on v1 or hybrid; hybrid is
+when /sys/fs/cgroup/unified is itself cgroup2.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+import stat
+
+from .fileio import SourceError, read_text, resolve_in_root
+
+CGROUP2_SUPER_MAGIC = 0x63677270
+CGROUP_SUPER_MAGIC = 0x27E0EB
+TMPFS_MAGIC = 0x01021994
+
+# v1 memcg IDs are 16 bit: a kernel can hand out at most this many at once,
+# live plus dying (mem_cgroup_idr, MEM_CGROUP_ID_MAX).
+MEMCG_ID_LIMIT = 65535
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+UNIFIED_MOUNT = "/sys/fs/cgroup/unified"
+
+# Host-root trees keep the mount table in one of these (the live ones first;
+# sosreport's filesys plugin copies /proc/mounts and /proc/self/mountinfo).
+_MOUNT_TABLES = ("proc/self/mountinfo", "proc/1/mountinfo", "proc/mounts", "etc/mtab")
+
+# How many times dying_memcgs re-reads /proc/cgroups around the walk when
+# cgroups come and go during it.
+_V1_ATTEMPTS = 3
+
+
+def _decode_octal(field):
+    r"""Undo the kernel's octal escapes of space, tab, newline and backslash.
+
+    >>> _decode_octal("/mnt/my\\040disk")
+    '/mnt/my disk'
+    """
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        chunk = field[i:i + 4]
+        if (len(chunk) == 4 and chunk[0] == "\\" and chunk[1] in "0123"
+                and chunk[2] in "01234567" and chunk[3] in "01234567"):
+            out.append(chr(int(chunk[1:], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text):
+    r"""Parse /proc/<pid>/mountinfo (or, line by line, /proc/mounts).
+
+    Sample, from proc(5) (https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html)
+    and from this project's Debian 12 hybrid host::
+
+        36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+        35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+
+    Lines that are not mountinfo but have the six fields of /proc/mounts
+    (``cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0``) are read as such,
+    so one parser covers both tables. Garbage lines are skipped.
+
+    >>> m = parse_mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory")
+    >>> m[0]["mount_point"], m[0]["fstype"], m[0]["super_options"]
+    ('/sys/fs/cgroup/memory', 'cgroup', ['rw', 'memory'])
+    >>> parse_mountinfo("cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0")[0]["fstype"]
+    'cgroup2'
+    >>> parse_mountinfo("36 35 98:0 /mnt1 /my\\040mnt rw - ext3 /dev/root rw")[0]["mount_point"]
+    '/my mnt'
+    """  # noqa: E501 (real sample lines)
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if " - " in line and len(fields) >= 10 and fields[0].isdigit():
+            sep = fields.index("-", 6) if "-" in fields[6:] else -1
+            if sep < 0 or len(fields) < sep + 3:
+                continue
+            mounts.append({
+                "mount_point": _decode_octal(fields[4]),
+                "root": _decode_octal(fields[3]),
+                "fstype": fields[sep + 1],
+                "source": _decode_octal(fields[sep + 2]),
+                "mount_options": fields[5].split(","),
+                "super_options": fields[sep + 3].split(",") if len(fields) > sep + 3 else [],
+            })
+        elif len(fields) == 6 and fields[4].isdigit() and fields[5].isdigit():
+            options = fields[3].split(",")
+            mounts.append({
+                "mount_point": _decode_octal(fields[1]),
+                "root": None,
+                "fstype": fields[2],
+                "source": _decode_octal(fields[0]),
+                "mount_options": options,
+                "super_options": options,
+            })
+    return mounts
+
+
+def parse_proc_cgroups(text):
+    """Parse /proc/cgroups: ``{subsys: {hierarchy, num_cgroups, enabled}}``.
+
+    Sample, from this project's Debian 12 host (kernel 6.18, hybrid)::
+
+        #subsys_name    hierarchy       num_cgroups     enabled
+        cpuset  3       1       1
+        memory  4       12      1
+        hugetlb 0       1       1
+
+    ``num_cgroups`` of a v1 controller counts its live and dying cgroups;
+    ``hierarchy`` 0 means the controller is on cgroup2 (or unmounted).
+
+    >>> parse_proc_cgroups("#subsys_name hierarchy num_cgroups enabled\\nmemory 4 12 1\\n")
+    {'memory': {'hierarchy': 4, 'num_cgroups': 12, 'enabled': True}}
+    >>> parse_proc_cgroups("garbage\\nmemory x 1 1\\n")
+    {}
+    """
+    result = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 4 or fields[0].startswith("#"):
+            continue
+        try:
+            hierarchy, count, enabled = int(fields[1]), int(fields[2]), int(fields[3])
+        except ValueError:
+            continue
+        result[fields[0]] = {"hierarchy": hierarchy, "num_cgroups": count,
+                             "enabled": enabled != 0}
+    return result
+
+
+def parse_cgroup_stat(text):
+    """Parse a cgroup2 ``cgroup.stat`` into ``{key: int}``.
+
+    Sample, /sys/fs/cgroup/unified/cgroup.stat on this project's Debian 12
+    host (kernel 6.18; ``nr_subsys_*`` and ``nr_dying_subsys_*`` appeared in
+    6.11)::
+
+        nr_descendants 0
+        nr_subsys_perf_event 1
+        nr_dying_descendants 0
+        nr_dying_subsys_perf_event 0
+
+    >>> sorted(parse_cgroup_stat("nr_descendants 3\\nnr_dying_descendants 7\\nbad line here\\n").items())
+    [('nr_descendants', 3), ('nr_dying_descendants', 7)]
+    """  # noqa: E501 (real sample lines)
+    result = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2:
+            continue
+        try:
+            result[fields[0]] = int(fields[1])
+        except ValueError:
+            continue
+    return result
+
+
+def parse_controllers(text):
+    """Parse a cgroup2 ``cgroup.controllers`` line into a list of names.
+
+    Sample (a v2-only Fedora host): ``cpuset cpu io memory hugetlb pids rdma misc``
+
+    >>> parse_controllers("cpuset cpu io memory\\n")
+    ['cpuset', 'cpu', 'io', 'memory']
+    """
+    return text.split()
+
+
+def statfs_magic(path):
+    """The ``f_type`` of statfs(2) on ``path``, or None when it cannot be had.
+
+    The standard library has no statfs, so this calls libc through ctypes.
+    ``f_type`` is the first member of ``struct statfs`` on Linux: a long,
+    except on s390x where it is an unsigned int.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        statfs = libc.statfs
+    except (OSError, AttributeError):
+        return None
+    buf = ctypes.create_string_buffer(512)  # larger than struct statfs on every arch
+    raw_path = path.encode("utf-8") if not isinstance(path, bytes) else path
+    try:
+        if statfs(ctypes.c_char_p(raw_path), buf) != 0:
+            return None
+    except (OSError, TypeError, ValueError):
+        return None
+    if platform.machine().startswith("s390"):
+        value = ctypes.c_uint.from_buffer_copy(buf.raw[:ctypes.sizeof(ctypes.c_uint)]).value
+    else:
+        value = ctypes.c_long.from_buffer_copy(buf.raw[:ctypes.sizeof(ctypes.c_long)]).value
+    return value & 0xFFFFFFFF
+
+
+def _host_path(root, path):
+    """``path`` (absolute on the host) as seen from here, confined to ``root``."""
+    if root in ("/", ""):
+        return path
+    return resolve_in_root(root, path)
+
+
+def _isfile(root, path):
+    try:
+        return os.path.isfile(_host_path(root, path))
+    except SourceError:
+        return False
+
+
+def _isdir(root, path):
+    try:
+        return os.path.isdir(_host_path(root, path))
+    except SourceError:
+        return False
+
+
+def _read_optional(root, path):
+    try:
+        return read_text(_host_path(root, path))
+    except SourceError:
+        return None
+
+
+def _mount_table(root, live):
+    """The text of the first mount table found for ``root``, or None."""
+    if live:
+        return _read_optional("/", "/proc/self/mountinfo")
+    for rel in _MOUNT_TABLES:
+        text = _read_optional(root, "/" + rel)
+        if text:
+            return text
+    return None
+
+
+def _layout_from_mounts(mounts):
+    """(mode, memory mount dict or None, unified mount point or None)."""
+    v1_mounts = [m for m in mounts if m["fstype"] == "cgroup"]
+    v2_mounts = [m for m in mounts if m["fstype"] == "cgroup2"]
+    memory = [m for m in v1_mounts if "memory" in m["super_options"]]
+    # several mounts of one hierarchy: prefer the canonical place
+    memory.sort(key=lambda m: (not m["mount_point"].startswith(CGROUP_ROOT + "/"),
+                               len(m["mount_point"])))
+    v2_points = [m["mount_point"] for m in v2_mounts]
+    if CGROUP_ROOT in v2_points and not v1_mounts:
+        mode, unified = "v2", CGROUP_ROOT
+    elif v1_mounts and v2_points:
+        mode = "hybrid"
+        unified = UNIFIED_MOUNT if UNIFIED_MOUNT in v2_points else v2_points[0]
+    elif v1_mounts:
+        mode, unified = "v1", None
+    elif v2_points:
+        mode = "v2"
+        unified = CGROUP_ROOT if CGROUP_ROOT in v2_points else v2_points[0]
+    else:
+        mode, unified = None, None
+    return mode, (memory[0] if memory else None), unified
+
+
+def _memory_on_v2(root, unified):
+    """True/False when cgroup.controllers of the cgroup2 root tells, else None."""
+    if not unified:
+        return None
+    text = _read_optional(root, unified.rstrip("/") + "/cgroup.controllers")
+    if text is None:
+        return None
+    return "memory" in parse_controllers(text)
+
+
+def _memory_from_proc_cgroups(root):
+    """'absent' when /proc/cgroups says memory is disabled, 'v2' when it is on
+    no v1 hierarchy, None when /proc/cgroups is unreadable or has no row."""
+    text = _read_optional(root, "/proc/cgroups")
+    row = parse_proc_cgroups(text).get("memory") if text else None
+    if row is None:
+        return None
+    if not row["enabled"]:
+        return "absent"
+    return "v2" if row["hierarchy"] == 0 else None
+
+
+def memory_layout(root="/", mountinfo_text=None, live=True):
+    """Where cgroups and the memory controller live on the host at ``root``.
+
+    Returns ``{mode, memory_controller, memory_mount, unified_mount,
+    memory_mount_root, evidence}``:
+
+    * ``mode``: ``v1``, ``hybrid`` (v1 controllers plus cgroup2, usually at
+      /sys/fs/cgroup/unified), ``v2`` or None when nothing tells;
+    * ``memory_controller``: ``v1``, ``v2``, ``absent`` or None;
+    * ``memory_mount``: where the memory hierarchy is mounted (a host path);
+    * ``memory_mount_root``: the hierarchy path mounted there; anything but
+      ``/`` means only a subtree is visible (inside a container);
+    * ``evidence``: ``statfs`` (live: the filesystem magic of
+      /sys/fs/cgroup), ``mountinfo`` (a mount table) or ``layout`` (only the
+      directory layout of ``<root>/sys/fs/cgroup``).
+
+    ``live`` applies only to ``root == "/"``; a ``mountinfo_text`` given by
+    the caller is used instead of reading one.
+    """
+    live = bool(live) and root in ("/", "")
+    if mountinfo_text is None:
+        mountinfo_text = _mount_table(root, live)
+    mounts = parse_mountinfo(mountinfo_text) if mountinfo_text else []
+    mode, memory, unified = _layout_from_mounts(mounts)
+    evidence = "mountinfo" if mode else None
+
+    if live:
+        magic = statfs_magic(CGROUP_ROOT)
+        if magic == CGROUP2_SUPER_MAGIC:
+            mode, unified, evidence = "v2", CGROUP_ROOT, "statfs"
+        elif magic == TMPFS_MAGIC:
+            if statfs_magic(UNIFIED_MOUNT) == CGROUP2_SUPER_MAGIC:
+                mode, unified = "hybrid", UNIFIED_MOUNT
+            else:
+                mode = "v1"
+            evidence = "statfs"
+
+    memory_mount = memory["mount_point"] if memory else None
+    memory_root = memory["root"] if memory else None
+    controller = "v1" if memory else None
+
+    if mode is None and not live:
+        # no mount table: a plain image or a partial copy of /sys
+        if _isfile(root, CGROUP_ROOT + "/cgroup.controllers"):
+            mode, unified, evidence = "v2", CGROUP_ROOT, "layout"
+        elif _isdir(root, CGROUP_ROOT + "/memory"):
+            memory_mount, memory_root, controller = CGROUP_ROOT + "/memory", "/", "v1"
+            if _isfile(root, UNIFIED_MOUNT + "/cgroup.controllers"):
+                mode, unified = "hybrid", UNIFIED_MOUNT
+            else:
+                mode = "v1"
+            evidence = "layout"
+
+    if controller is None and mode is not None:
+        on_v2 = _memory_on_v2(root, unified)
+        if on_v2:
+            controller, memory_mount, memory_root = "v2", unified, "/"
+        else:
+            from_proc = _memory_from_proc_cgroups(root)
+            if from_proc == "v2" and unified:
+                controller, memory_mount, memory_root = "v2", unified, "/"
+            elif from_proc == "absent" or on_v2 is False:
+                controller = "absent"
+
+    return {
+        "mode": mode,
+        "memory_controller": controller,
+        "memory_mount": memory_mount,
+        "memory_mount_root": memory_root,
+        "unified_mount": unified,
+        "evidence": evidence,
+    }
+
+
+def count_memcg_dirs(path):
+    """Directories in the tree at ``path``, counting ``path`` itself.
+
+    One ``os.scandir`` walk (``os.listdir`` plus ``lstat`` on Python 2.7),
+    iterative, never following symlinks. A directory that vanishes during the
+    walk (its cgroup was removed) is not counted; unreadable ones are counted
+    but not entered. Raises OSError only when ``path`` itself is missing.
+    """
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return 0
+    scandir = getattr(os, "scandir", None)
+    count = 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        count += 1
+        try:
+            if scandir is not None:
+                iterator = scandir(current)
+                try:
+                    for entry in iterator:
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append(entry.path)
+                        except OSError:
+                            continue
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+            else:  # Python 2.7
+                for name in os.listdir(current):
+                    child = os.path.join(current, name)
+                    try:
+                        if stat.S_ISDIR(os.lstat(child).st_mode):
+                            stack.append(child)
+                    except OSError:
+                        continue
+        except OSError as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT and current != path:
+                count -= 1
+    return count
+
+
+def _empty_dying(method=None, reason=None):
+    return {"live": None, "total": None, "dying": None, "method": method,
+            "nr_dying_descendants": None, "nr_dying_subsys_memory": None,
+            "nr_subsys_memory": None, "reason": reason}
+
+
+def _dying_v1(root, layout):
+    result = _empty_dying("v1:num_cgroups-minus-dirs")
+    if layout.get("memory_mount_root") not in (None, "/"):
+        result["reason"] = ("only the subtree %s of the memory hierarchy is mounted here, "
+                            "so its directories are not all memcgs"
+                            % layout["memory_mount_root"])
+        return result
+    try:
+        proc_cgroups = _host_path(root, "/proc/cgroups")
+        mount = _host_path(root, layout["memory_mount"])
+    except SourceError as exc:
+        result["reason"] = str(exc)
+        return result
+    total = live = None
+    for _attempt in range(_V1_ATTEMPTS):
+        # /proc/cgroups and the walk as close together as possible, then a
+        # second read: if the total moved, cgroups came or went mid-walk.
+        try:
+            before = parse_proc_cgroups(read_text(proc_cgroups)).get("memory")
+        except SourceError as exc:
+            result["reason"] = str(exc)
+            return result
+        if before is None:
+            result["reason"] = "/proc/cgroups has no memory row"
+            return result
+        try:
+            live = count_memcg_dirs(mount)
+        except OSError as exc:
+            result["reason"] = "cannot walk %s: %s" % (layout["memory_mount"],
+                                                       exc.strerror or exc)
+            return result
+        total = before["num_cgroups"]
+        try:
+            after = parse_proc_cgroups(read_text(proc_cgroups)).get("memory")
+        except SourceError:
+            after = None
+        if after is None or after["num_cgroups"] == total:
+            break
+    result.update({"live": live, "total": total, "dying": max(total - live, 0)})
+    return result
+
+
+def _dying_v2(root, layout):
+    result = _empty_dying()
+    mount = layout["memory_mount"]
+    try:
+        stats = parse_cgroup_stat(read_text(_host_path(root, mount.rstrip("/") + "/cgroup.stat")))
+    except SourceError as exc:
+        result["reason"] = str(exc)
+        return result
+    result["nr_dying_descendants"] = stats.get("nr_dying_descendants")
+    result["nr_dying_subsys_memory"] = stats.get("nr_dying_subsys_memory")
+    result["nr_subsys_memory"] = stats.get("nr_subsys_memory")
+    if result["nr_dying_subsys_memory"] is not None:
+        result["method"] = "v2:nr_dying_subsys_memory"
+        dying = result["nr_dying_subsys_memory"]
+    elif result["nr_dying_descendants"] is not None:
+        result["method"] = "v2:nr_dying_descendants"
+        dying = result["nr_dying_descendants"]
+    else:
+        result["reason"] = "cgroup.stat of %s has no nr_dying_descendants" % mount
+        return result
+    try:
+        live = count_memcg_dirs(_host_path(root, mount))
+    except SourceError as exc:
+        result["reason"] = str(exc)
+        return result
+    except OSError as exc:
+        result["reason"] = "cannot walk %s: %s" % (mount, exc.strerror or exc)
+        return result
+    result.update({"live": live, "dying": dying, "total": live + dying})
+    return result
+
+
+def dying_memcgs(root="/", layout=None):
+    """Live, total and dying (zombie) memory cgroups of the host at ``root``.
+
+    Returns ``{live, total, dying, method, nr_dying_descendants,
+    nr_dying_subsys_memory, nr_subsys_memory, reason}``; ``reason`` says why
+    the counts are None, and nothing is raised.
+
+    * v1 and hybrid: ``total`` is ``num_cgroups`` of the memory row of
+      /proc/cgroups (it includes dying memcgs), ``live`` the directories of
+      the memory hierarchy, ``dying`` their difference (never below 0).
+    * v2: ``dying`` is ``nr_dying_subsys_memory`` of the root cgroup.stat
+      where the kernel has it (6.11+), else ``nr_dying_descendants`` (4.14+,
+      which counts dying cgroups of every controller); ``live`` the
+      directories; ``total`` their sum.
+    """
+    if layout is None:
+        layout = memory_layout(root, live=root in ("/", ""))
+    controller = layout.get("memory_controller")
+    if controller == "v1" and layout.get("memory_mount"):
+        return _dying_v1(root, layout)
+    if controller == "v2" and layout.get("memory_mount"):
+        return _dying_v2(root, layout)
+    if controller == "absent":
+        return _empty_dying(reason="the memory controller is not enabled")
+    return _empty_dying(reason="the memory cgroup hierarchy was not found")
+
+
+def is_inside_memory_hierarchy(path, layout, strict=False):
+    """True when ``path`` lies in the memory hierarchy of ``layout``.
+
+    Purely lexical: no symlink is followed and nothing is read. The path must
+    be absolute and may not contain ``..``; with ``strict`` the mount point
+    itself does not count (it is the root memcg, never to be removed).
+
+    >>> lay = {"memory_mount": "/sys/fs/cgroup/memory"}
+    >>> is_inside_memory_hierarchy("/sys/fs/cgroup/memory/app/x", lay)
+    True
+    >>> is_inside_memory_hierarchy("/sys/fs/cgroup/memory/../cpu", lay)
+    False
+    >>> is_inside_memory_hierarchy("/sys/fs/cgroup/memoryx", lay)
+    False
+    >>> is_inside_memory_hierarchy("/sys/fs/cgroup/memory/", lay, strict=True)
+    False
+    """
+    mount = (layout or {}).get("memory_mount")
+    if not mount or not path or not path.startswith("/") or not mount.startswith("/"):
+        return False
+    if ".." in path.split("/"):
+        return False
+    path = os.path.normpath(path)
+    mount = os.path.normpath(mount)
+    if path == mount:
+        return not strict
+    return path.startswith(mount.rstrip("/") + "/")

@@ -1,0 +1,662 @@
+"""The collector: every source of a host, combined into one facts document.
+
+``collect(reader)`` returns ``{"facts": {...}, "unknown": [{fact, reason}]}``
+(docs/facts.md). Each section is read on its own: a source that is missing,
+unreadable or garbage leaves its facts ``None`` and records why in
+``unknown``; nothing raises out of :func:`collect`.
+"""
+
+import errno
+import os
+import platform
+import sys
+
+from . import boot as boot_parsers
+from . import cgroupfs, kernel_log, memory_cost, packages
+from .cmdline import has_nokmem, parse_cmdline, split_args
+from .fileio import SourceError, which
+from .kernel import parse_os_release, parse_uname
+from .pam import file_owner, lastlog_lines
+
+PAM_FILES = ("/etc/pam.d/postlogin", "/etc/pam.d/login", "/etc/pam.d/sshd")
+_PAM_MODULE_DIRS = ("/usr/lib64/security", "/lib64/security", "/usr/lib/security",
+                    "/lib/security")
+_KMEM_SAMPLE = 50
+_KMEM_UNLIMITED = 9223372036854771712  # PAGE_COUNTER_MAX * PAGE_SIZE on 64-bit
+
+
+class _Context(object):
+    """What one collection run knows so far, shared by the sections."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.unknown = []
+        self.layout = None
+        self.cmdline = None
+        self.kernel = None
+        self.boot = None
+        self.dpkg = None
+        self.rpm_text = None
+
+    def missing(self, fact, reason):
+        reason = " ".join(str(reason).split()) or "no reason given"
+        self.unknown.append({"fact": fact, "reason": reason})
+
+
+def _text_or_none(ctx, path, tail=False):
+    try:
+        return ctx.reader.read(path, tail=tail)
+    except SourceError:
+        return None
+
+
+# -- kernel and distro ------------------------------------------------------
+
+def _uname_a(text):
+    """(release, version) from ``uname -a`` output (sosreport's uname_-a)."""
+    fields = text.split()
+    if len(fields) < 4 or fields[0] != "Linux":
+        return None, None
+    release = fields[2]
+    rest = fields[3:]
+    if rest and rest[-1] == "GNU/Linux":
+        rest = rest[:-1]
+    arch_words = ("x86_64", "aarch64", "ppc64le", "s390x", "i686", "i386", "unknown",
+                  "armv7l", "ppc64")
+    while rest and rest[-1] in arch_words:
+        rest = rest[:-1]
+    return release, " ".join(rest) or None
+
+
+def section_kernel(ctx):
+    reader = ctx.reader
+    release = version = None
+    reasons = []
+    try:
+        release = reader.read("/proc/sys/kernel/osrelease").strip() or None
+        version = _text_or_none(ctx, "/proc/sys/kernel/version")
+        version = version.strip() if version else None
+    except SourceError as exc:
+        reasons.append(str(exc))
+    if release is None and not reader.live:
+        for source in ("/uname", "/sos_commands/kernel/uname_-a"):
+            text = _text_or_none(ctx, source)
+            if text:
+                release, version = _uname_a(text)
+                if release:
+                    break
+        else:
+            reasons.append("no uname output in the host root")
+    if not release:
+        ctx.missing("kernel", "; ".join(reasons) or "the running kernel is unknown")
+        ctx.kernel = None
+        return {"release": None, "version": None, "family": None, "upstream_version": None,
+                "distro_release": None, "package_version": None, "version_scheme": None,
+                "arch": None, "variant": None, "el_tag": None}
+    ctx.kernel = parse_uname(release, version)
+    if ctx.kernel["upstream_version"] is None:
+        ctx.missing("kernel.upstream_version",
+                    "release %r does not start with a dotted version" % release)
+    return ctx.kernel
+
+
+def section_host(ctx):
+    """The host's own name: kernel hostname (live), /etc/hostname, sosreport."""
+    sources = ["/proc/sys/kernel/hostname"] if ctx.reader.live else ["/hostname"]
+    sources.append("/etc/hostname")
+    for path in sources:
+        text = _text_or_none(ctx, path)
+        name = text.strip().splitlines()[0].strip() if text and text.strip() else None
+        if name:
+            return {"hostname": name, "source": path}
+    ctx.missing("host.hostname", "no hostname in %s" % ", ".join(sources))
+    return {"hostname": None, "source": None}
+
+
+def section_distro(ctx):
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        text = _text_or_none(ctx, path)
+        if text is not None:
+            distro = parse_os_release(text)
+            if not distro["id"]:
+                ctx.missing("distro.id", "%s has no ID" % path)
+            return distro
+    ctx.missing("distro", "neither /etc/os-release nor /usr/lib/os-release is readable")
+    return {"id": None, "version_id": None, "id_like": [], "name": None, "pretty_name": None,
+            "major": None}
+
+
+# -- cgroups ----------------------------------------------------------------
+
+def section_cgroup(ctx):
+    layout = cgroupfs.memory_layout(ctx.reader.root, live=ctx.reader.live)
+    ctx.layout = layout
+    if layout["mode"] is None:
+        ctx.missing("cgroup.mode", "no cgroup mount found (no mount table and no "
+                                   "/sys/fs/cgroup layout)")
+    if layout["memory_controller"] is None:
+        ctx.missing("cgroup.memory_controller",
+                    "the memory controller is on no v1 mount and cgroup.controllers "
+                    "of the cgroup2 root could not be read")
+    return layout
+
+
+def section_memcg(ctx):
+    result = cgroupfs.dying_memcgs(ctx.reader.root, ctx.layout)
+    reason = result.pop("reason", None)
+    if reason:
+        ctx.missing("memcg", reason)
+    result["dying_method"] = result.pop("method")
+    result["id_limit"] = cgroupfs.MEMCG_ID_LIMIT
+    return result
+
+
+# -- command line and boot entries ------------------------------------------
+
+def section_cmdline(ctx):
+    text = _text_or_none(ctx, "/proc/cmdline")
+    if text is None:
+        ctx.missing("cmdline", "/proc/cmdline is not readable")
+        ctx.cmdline = None
+        return {"raw": None, "args": [], "nokmem": None, "cgroup_memory": [],
+                "unified_cgroup_hierarchy": None, "cgroup_no_v1": None, "boot_image": None}
+    ctx.cmdline = parse_cmdline(text)
+    return ctx.cmdline
+
+
+def _default_grub(ctx):
+    text = _text_or_none(ctx, "/etc/default/grub")
+    files = []
+    env = {}
+    if text is not None:
+        env = boot_parsers.parse_default_grub(text, env)
+        files.append("/etc/default/grub")
+    try:
+        dropins = [n for n in ctx.reader.listdir("/etc/default/grub.d") if n.endswith(".cfg")]
+    except SourceError:
+        dropins = []
+    for name in dropins:
+        path = "/etc/default/grub.d/" + name
+        dropin = _text_or_none(ctx, path)
+        if dropin is not None:
+            env = boot_parsers.parse_default_grub(dropin, env)
+            files.append(path)
+    if not files:
+        return None
+    linux = env.get("GRUB_CMDLINE_LINUX")
+    default = env.get("GRUB_CMDLINE_LINUX_DEFAULT")
+    return {
+        "GRUB_CMDLINE_LINUX": linux,
+        "GRUB_CMDLINE_LINUX_DEFAULT": default,
+        "GRUB_DEFAULT": env.get("GRUB_DEFAULT"),
+        "files": files,
+        # GRUB_CMDLINE_LINUX reaches every entry (recovery too); _DEFAULT does not
+        "nokmem": has_nokmem(split_args(linux or "")),
+        "nokmem_default_only": (not has_nokmem(split_args(linux or ""))
+                                and has_nokmem(split_args(default or ""))),
+    }
+
+
+def _grubenv(ctx):
+    for path in ("/boot/grub2/grubenv", "/boot/grub/grubenv", "/boot/efi/EFI/redhat/grubenv"):
+        text = _text_or_none(ctx, path)
+        if text is not None:
+            return boot_parsers.parse_grubenv(text)
+    return None
+
+
+def _grub_cfg_paths(ctx):
+    paths = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]
+    try:
+        for vendor in ctx.reader.listdir("/boot/efi/EFI"):
+            paths.append("/boot/efi/EFI/%s/grub.cfg" % vendor)
+    except SourceError:
+        pass
+    return paths
+
+
+def section_boot(ctx):
+    reader = ctx.reader
+    result = {"backend": None, "entries": [], "nokmem_all_entries": None,
+              "default_index": None, "default_grub": None, "grubenv_kernelopts": None,
+              "kernel_cmdline": None, "kernel_cmdline_nokmem": None}
+    reasons = []
+    grubenv = _grubenv(ctx) or {}
+    result["grubenv_kernelopts"] = grubenv.get("kernelopts")
+    entries = []
+    if reader.live:
+        try:
+            entries = boot_parsers.parse_grubby_info(reader.run(["grubby", "--info=ALL"]))
+            if entries:
+                result["backend"] = "grubby"
+                try:
+                    result["default_index"] = int(reader.run(["grubby", "--default-index"]))
+                except (SourceError, ValueError):
+                    pass
+        except SourceError as exc:
+            reasons.append(str(exc))
+    if not entries:
+        try:
+            names = [n for n in reader.listdir("/boot/loader/entries") if n.endswith(".conf")]
+        except SourceError:
+            names = []
+        texts = []
+        for name in names:
+            text = _text_or_none(ctx, "/boot/loader/entries/" + name)
+            if text is not None:
+                texts.append((name, text))
+        entries = boot_parsers.bls_entries(texts, grubenv)
+        if entries:
+            result["backend"] = "bls"
+            saved = grubenv.get("saved_entry")
+            for entry in entries:
+                if saved and entry["id"] == saved:
+                    result["default_index"] = entry["index"]
+            if result["default_index"] is None and not saved:
+                result["default_index"] = 0
+        elif not names:
+            reasons.append("no BLS entries in /boot/loader/entries")
+    if not entries:
+        for path in _grub_cfg_paths(ctx):
+            text = _text_or_none(ctx, path)
+            if text is None:
+                continue
+            entries = boot_parsers.parse_grub_cfg(text)
+            if entries:
+                result["backend"] = "grub2-legacy" if "grub2" in path or "/EFI/" in path \
+                    else "debian-grub"
+                break
+        else:
+            reasons.append("no readable grub.cfg")
+    result["entries"] = entries
+    result["default_grub"] = _default_grub(ctx)
+    kernel_cmdline = _text_or_none(ctx, "/etc/kernel/cmdline")
+    if kernel_cmdline is not None:
+        result["kernel_cmdline"] = kernel_cmdline.strip()
+        result["kernel_cmdline_nokmem"] = has_nokmem(split_args(kernel_cmdline))
+    if result["default_index"] is None and entries:
+        value = ((result["default_grub"] or {}).get("GRUB_DEFAULT") or "0").strip()
+        if value == "saved":
+            # grub2-set-default stores a title, an id or an index; none means entry 0
+            value = grubenv.get("saved_entry") or "0"
+        if value.isdigit():
+            result["default_index"] = int(value)
+        else:
+            for entry in entries:
+                if value in (entry.get("title"), entry.get("id")):
+                    result["default_index"] = entry["index"]
+    if entries:
+        result["nokmem_all_entries"] = all(entry["nokmem"] for entry in entries)
+    else:
+        ctx.missing("boot.nokmem_all_entries",
+                    "no boot entries found: " + ("; ".join(reasons) or "no boot loader"))
+    ctx.boot = result
+    return result
+
+
+# -- kmem accounting --------------------------------------------------------
+
+def _sample_memcgs(ctx, mount):
+    """A few non-root memcgs (first two levels), as paths relative to the host."""
+    reader = ctx.reader
+    sample = []
+    try:
+        top = [n for n in reader.listdir(mount) if reader.isdir(mount + "/" + n)]
+    except SourceError:
+        return sample
+    for name in top:
+        sample.append(mount + "/" + name)
+        if len(sample) >= _KMEM_SAMPLE:
+            return sample
+    for name in top:
+        try:
+            children = reader.listdir(mount + "/" + name)
+        except SourceError:
+            continue
+        for child in children:
+            path = "%s/%s/%s" % (mount, name, child)
+            if reader.isdir(path):
+                sample.append(path)
+                if len(sample) >= _KMEM_SAMPLE:
+                    return sample
+    return sample
+
+
+def _slabinfo_eio(path):
+    """True when reading memory.kmem.slabinfo fails with EIO (kmem accounting
+    inactive in that memcg, runc#1725), False when it reads, None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        os.read(fd, 4096)
+        return False
+    except OSError as exc:
+        return True if exc.errno == errno.EIO else None
+    finally:
+        os.close(fd)
+
+
+def section_kmem(ctx):
+    result = {"accounting_active": None, "evidence": None, "probed_memcgs": 0,
+              "kmem_limited_memcgs": 0}
+    layout = ctx.layout or {}
+    nokmem = ctx.cmdline["nokmem"] if ctx.cmdline else None
+    if layout.get("memory_controller") == "v2":
+        if nokmem is None:
+            ctx.missing("kmem.accounting_active", "the kernel command line is unknown")
+        else:
+            result["accounting_active"] = not nokmem
+            result["evidence"] = ("cgroup v2 charges kernel memory to every memcg unless "
+                                  "cgroup.memory=nokmem is given (it is %s)"
+                                  % ("given" if nokmem else "not given"))
+        return result
+    mount = layout.get("memory_mount")
+    if layout.get("memory_controller") != "v1" or not mount:
+        ctx.missing("kmem.accounting_active", "no v1 memory hierarchy to probe")
+        return result
+    charged = None
+    probed = 0
+    for memcg in _sample_memcgs(ctx, mount):
+        usage = _text_or_none(ctx, memcg + "/memory.kmem.usage_in_bytes")
+        limit = _text_or_none(ctx, memcg + "/memory.kmem.limit_in_bytes")
+        if usage is None:
+            continue
+        probed += 1
+        try:
+            if limit is not None and int(limit.strip()) < _KMEM_UNLIMITED:
+                result["kmem_limited_memcgs"] += 1
+            if int(usage.strip()) > 0 and charged is None:
+                charged = (memcg, int(usage.strip()))
+        except ValueError:
+            continue
+    result["probed_memcgs"] = probed
+    if charged:
+        result["accounting_active"] = True
+        result["evidence"] = "memory.kmem.usage_in_bytes of %s is %d bytes" % charged
+        return result
+    if probed and ctx.reader.live:
+        first = _sample_memcgs(ctx, mount)[0]
+        eio = _slabinfo_eio(first + "/memory.kmem.slabinfo")
+        if eio:
+            result["accounting_active"] = False
+            result["evidence"] = ("reading memory.kmem.slabinfo of %s fails with EIO: kmem "
+                                  "accounting is inactive" % first)
+            return result
+    if probed:
+        ctx.missing("kmem.accounting_active",
+                    "no kernel memory is charged to the %d memcgs probed, which does not "
+                    "tell whether accounting is on" % probed)
+    else:
+        ctx.missing("kmem.accounting_active",
+                    "no non-root memcg with memory.kmem.usage_in_bytes to probe")
+    return result
+
+
+# -- packages ---------------------------------------------------------------
+
+def _dpkg_packages(ctx):
+    if ctx.dpkg is not None:
+        return ctx.dpkg
+    reader = ctx.reader
+    packages_found = {}
+    text = _text_or_none(ctx, "/var/lib/dpkg/status")
+    if text is not None:
+        packages_found = packages.parse_dpkg_status(text)
+    elif not reader.live:
+        try:
+            packages_found = packages.parse_dpkg_list(reader.sos("dpkg/dpkg_-l"))
+        except SourceError:
+            packages_found = {}
+    ctx.dpkg = packages_found
+    return packages_found
+
+
+def _rpm_text(ctx):
+    """``rpm -q``-style text of installed packages, or None."""
+    if ctx.rpm_text is not None:
+        return ctx.rpm_text or None
+    reader = ctx.reader
+    text = None
+    if reader.live and reader.isdir("/var/lib/rpm"):
+        try:
+            text = reader.run(["rpm", "-qa", "kernel", "kernel-uek", "kernel-rt", "runc",
+                               "kubelet", "kubernetes-node"],
+                              ok_codes=tuple(range(0, 10)))
+        except SourceError:
+            text = None
+    elif not reader.live:
+        text = _text_or_none(ctx, "/installed-rpms")
+        if text is None:
+            try:
+                text = reader.sos("rpm/package-data")
+            except SourceError:
+                text = None
+    ctx.rpm_text = text or ""
+    return text
+
+
+def section_kernels(ctx):
+    running = ctx.kernel["release"] if ctx.kernel else None
+    result = {"installed": [], "default": None, "running": running, "reboot_pending": None,
+              "package_manager": None}
+    installed = []
+    dpkg = _dpkg_packages(ctx)
+    rpm_text = _rpm_text(ctx)
+    if rpm_text and packages.parse_rpm_kernels(rpm_text):
+        result["package_manager"] = "rpm"
+        installed = packages.parse_rpm_kernels(rpm_text)
+    elif dpkg:
+        result["package_manager"] = "dpkg"
+        installed = packages.debian_kernel_releases(dpkg)
+    result["installed"] = installed
+    if not installed:
+        ctx.missing("kernels.installed", "no rpm or dpkg package data lists a kernel")
+    boot = ctx.boot or {}
+    entries = boot.get("entries") or []
+    index = boot.get("default_index")
+    for entry in entries:
+        if index is not None and entry["index"] == index:
+            result["default"] = entry["release"]
+    if result["default"] is None:
+        ctx.missing("kernels.default", "the default boot entry is not known")
+    if result["default"] and running:
+        result["reboot_pending"] = result["default"] != running
+    else:
+        ctx.missing("kernels.reboot_pending", "needs both the running and the default kernel")
+    return result
+
+
+def _tool_version(ctx, names, parse, package_names):
+    """(version, path, source) of a tool: run it live, else its package."""
+    reader = ctx.reader
+    if reader.live:
+        for name in names:
+            path = name if name.startswith("/") else which(name)
+            if not path or not os.path.isfile(path):
+                continue
+            try:
+                version = parse(reader.run([path, "--version"], timeout=10.0))
+            except SourceError as exc:
+                return None, path, str(exc)
+            return version, path, "command"
+    dpkg = _dpkg_packages(ctx)
+    rpm_text = _rpm_text(ctx) or ""
+    for package in package_names:
+        version = dpkg.get(package) or packages.rpm_package_version(rpm_text, package)
+        if version:
+            return packages.upstream_of_package_version(version), None, "package %s %s" % (
+                package, version)
+    for name in names:
+        path = name if name.startswith("/") else "/usr/bin/" + name
+        if reader.isfile(path) or reader.isfile("/usr/sbin/" + name):
+            return None, path, "installed, but its version cannot be read here"
+    return None, None, None
+
+
+def section_runc(ctx):
+    version, path, source = _tool_version(
+        ctx, ("runc", "docker-runc", "/usr/libexec/docker/docker-runc-current"),
+        lambda text: packages.parse_runc_version(text)["version"], ("runc", "docker-runc"))
+    result = {"version": version, "path": path, "installed": bool(path or version),
+              "source": source}
+    if version is None and result["installed"]:
+        ctx.missing("runc.version", source or "runc is installed but gave no version")
+    return result
+
+
+def section_kubelet(ctx):
+    version, path, source = _tool_version(
+        ctx, ("kubelet",), packages.parse_kubelet_version, ("kubelet", "kubernetes-node"))
+    result = {"version": version, "path": path, "installed": bool(path or version),
+              "source": source}
+    if version is None and result["installed"]:
+        ctx.missing("kubelet.version", source or "kubelet is installed but gave no version")
+    return result
+
+
+# -- PAM ----------------------------------------------------------------------
+
+def _pam_module_installed(ctx, module):
+    reader = ctx.reader
+    dirs = list(_PAM_MODULE_DIRS)
+    for base in ("/lib", "/usr/lib"):
+        try:
+            dirs.extend("%s/%s/security" % (base, name) for name in reader.listdir(base)
+                        if name.endswith("-linux-gnu"))
+        except SourceError:
+            continue
+    return any(reader.isfile(d + "/" + module) for d in dirs)
+
+
+def section_pam(ctx):
+    files = []
+    lines_all = []
+    for path in PAM_FILES:
+        text = _text_or_none(ctx, path)
+        if text is None:
+            continue
+        link = ctx.reader.readlink(path)
+        lines = lastlog_lines(text)
+        lines_all.extend(lines)
+        files.append({"path": path, "link": link, "owner": file_owner(text, link),
+                      "lastlog_lines": lines})
+    result = {"files": files, "lastlog_active": None, "lastlog_writes_wtmp": None,
+              "lastlog_writes_lastlog": None, "lastlog2": None, "authselect_managed": None,
+              "authconfig_managed": None, "lastlog_module_installed": None}
+    if not files:
+        ctx.missing("pam", "none of %s is readable" % ", ".join(PAM_FILES))
+        return result
+    classic = [line for line in lines_all if not line["lastlog2"]]
+    result.update({
+        "lastlog_active": bool(classic),
+        "lastlog_writes_wtmp": any(line["writes_wtmp"] for line in lines_all),
+        "lastlog_writes_lastlog": any(line["writes_lastlog"] for line in lines_all),
+        "lastlog2": any(line["lastlog2"] for line in lines_all),
+        "authselect_managed": any(f["owner"] == "authselect" for f in files),
+        "authconfig_managed": any(f["owner"] == "authconfig" for f in files),
+        "lastlog_module_installed": _pam_module_installed(ctx, "pam_lastlog.so"),
+    })
+    return result
+
+
+# -- logs and memory cost ---------------------------------------------------
+
+def _kernel_log_text(ctx):
+    reader = ctx.reader
+    reasons = []
+    if reader.live:
+        for source, argv in (("dmesg", ["dmesg"]),
+                             ("journal", ["journalctl", "-k", "-b", "--no-pager", "-q"])):
+            try:
+                return source, reader.run(argv, timeout=20.0)
+            except SourceError as exc:
+                reasons.append(str(exc))
+    else:
+        try:
+            return "sos", reader.sos("kernel/dmesg")
+        except SourceError as exc:
+            reasons.append(str(exc))
+    for path in ("/var/log/messages", "/var/log/kern.log", "/var/log/dmesg"):
+        try:
+            return "messages", reader.read(path, tail=True)
+        except SourceError as exc:
+            reasons.append(str(exc))
+    raise SourceError("; ".join(reasons))
+
+
+def section_kernel_log(ctx):
+    try:
+        source, text = _kernel_log_text(ctx)
+    except SourceError as exc:
+        ctx.missing("kernel_log", "no kernel log could be read: %s" % exc)
+        return {"source": None, "signatures": None}
+    return {"source": source, "signatures": kernel_log.scan_kernel_log(text)}
+
+
+def section_memory_cost(ctx):
+    result = {"percpu_kb": None, "memcg_slab_cache": None, "memcg_slab_active_objs": None,
+              "duplicate_slab_caches": None, "sys_kernel_slab_entries": None}
+    meminfo = _text_or_none(ctx, "/proc/meminfo")
+    if meminfo is None:
+        ctx.missing("memory_cost.percpu_kb", "/proc/meminfo is not readable")
+    else:
+        result["percpu_kb"] = memory_cost.parse_meminfo(meminfo).get("Percpu")
+        if result["percpu_kb"] is None:
+            ctx.missing("memory_cost.percpu_kb", "/proc/meminfo has no Percpu line "
+                                                 "(kernels before 4.16 lack it)")
+    try:
+        caches = memory_cost.parse_slabinfo(ctx.reader.read("/proc/slabinfo"))
+        name, active = memory_cost.memcg_cache(caches)
+        result.update({"memcg_slab_cache": name, "memcg_slab_active_objs": active,
+                       "duplicate_slab_caches": memory_cost.duplicate_caches(caches)})
+        if name is None:
+            ctx.missing("memory_cost.memcg_slab_cache", "no kmalloc-4k cache in /proc/slabinfo")
+    except SourceError as exc:
+        ctx.missing("memory_cost.memcg_slab_cache", "/proc/slabinfo: %s" % exc)
+    try:
+        result["sys_kernel_slab_entries"] = len(ctx.reader.listdir("/sys/kernel/slab"))
+    except SourceError as exc:
+        ctx.missing("memory_cost.sys_kernel_slab_entries", str(exc))
+    return result
+
+
+SECTIONS = (
+    ("host", section_host),
+    ("kernel", section_kernel),
+    ("distro", section_distro),
+    ("cgroup", section_cgroup),
+    ("memcg", section_memcg),
+    ("cmdline", section_cmdline),
+    ("boot", section_boot),
+    ("kmem", section_kmem),
+    ("kernels", section_kernels),
+    ("runc", section_runc),
+    ("kubelet", section_kubelet),
+    ("pam", section_pam),
+    ("kernel_log", section_kernel_log),
+    ("memory_cost", section_memory_cost),
+)
+
+
+def collect(reader):
+    """All facts of the host behind ``reader``; never raises."""
+    ctx = _Context(reader)
+    facts = {}
+    for name, section in SECTIONS:
+        try:
+            facts[name] = section(ctx)
+        except Exception as exc:  # one broken source must not cost the other facts
+            facts[name] = None
+            ctx.missing(name, "internal error while reading it: %s: %s"
+                        % (type(exc).__name__, exc))
+    facts["collector"] = {
+        "mode": reader.mode,
+        "root": None if reader.live else reader.root,
+        "python": sys.executable or None,
+        "python_version": platform.python_version(),
+        "sosreport": (not reader.live) and reader.isdir("/sos_commands"),
+    }
+    return {"facts": facts, "unknown": ctx.unknown}
+

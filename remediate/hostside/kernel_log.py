@@ -1,0 +1,94 @@
+"""Signatures of leaking memcgs in kernel and system logs.
+
+Each signature gets a count and the last matching line. The lines are the
+ones quoted in the reports memcg-fix acts on:
+
+* ``SLUB: Unable to allocate memory on node -1 (gfp=0xd0)``: slab
+  allocation failures of the el7 kmem leak (runc#1725, kubernetes#61937);
+* ``BUG slab_test (...): Objects remaining in slab_test on
+  kmem_cache_close()``: a cache destroyed with live objects, which then shows
+  up twice in /proc/slabinfo;
+* ``Memory cgroup out of memory: Killed process 4045 (bigleak2)`` with the
+  ``oom_memcg=`` path of the preceding ``oom-kill:`` line (3.10 kernels say
+  ``Kill process`` and ``killed as a result of limit of <memcg>``);
+* cgroup mkdir failures with ENOSPC ("no space left on device", the 65535
+  memcg IDs are used up) or ENOMEM ("cannot allocate memory"), as logged by
+  runc, dockerd, kubelet or systemd (moby#29638, kubernetes#112940).
+"""
+
+import re
+
+_LAST_MAX = 500
+
+_SLUB = re.compile(r"SLUB: Unable to allocate memory on node")
+_CACHE_CLOSE = re.compile(r"Objects remaining in (\S+) on (?:__)?kmem_cache_close\(\)")
+_OOM = re.compile(r"Memory cgroup out of memory: Kill(?:ed)? process")
+_OOM_MEMCG = re.compile(r"oom_memcg=([^,\s]+)")
+_OOM_MEMCG_OLD = re.compile(r"killed as a result of limit of (\S+)")
+_MKDIR = re.compile(
+    r"(?i)(mkdir|create|creating|failed to create)\b.*cgroup|cgroup.*\bmkdir")
+_MKDIR_ERRNO = re.compile(r"(?i)no space left on device|cannot allocate memory|ENOSPC|ENOMEM")
+
+SIGNATURES = ("slub_alloc_failure", "kmem_cache_close", "memcg_oom", "cgroup_mkdir_failure")
+
+
+def _clip(line):
+    line = line.strip()
+    return line if len(line) <= _LAST_MAX else line[:_LAST_MAX] + "..."
+
+
+def scan_kernel_log(text):
+    """Count each signature in ``text`` (dmesg, ``journalctl -k`` or
+    /var/log/messages); return ``{signature: {count, last, ...}}``.
+
+    Samples, from the reports in this project's seed documents (CentOS 7
+    /var/log/messages, and ``dmesg`` on Debian 12 arm64)::
+
+        Feb  7 05:23:41 centos7 kernel: SLUB: Unable to allocate memory on node -1
+        Jul 29 09:27:39 cpe kernel: [  997.113474] BUG slab_test (Tainted: G           OE  ------------  ): Objects remaining in slab_test on kmem_cache_close()
+        oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=user.slice,mems_allowed=0,oom_memcg=/user.slice/user-1000.slice/dans-slice,task_memcg=/user.slice/user-1000.slice/dans-slice,task=bigleak2,pid=4045,uid=1000
+        Memory cgroup out of memory: Killed process 4045 (bigleak2) total-vm:53392kB, anon-rss:20020kB, file-rss:1172kB, shmem-rss:0kB, UID:1000 pgtables:88kB oom_score_adj:0
+
+    >>> s = scan_kernel_log("kernel: SLUB: Unable to allocate memory on node -1\\nkernel: SLUB: Unable to allocate memory on node -1\\n")
+    >>> s["slub_alloc_failure"]["count"], s["memcg_oom"]["count"]
+    (2, 0)
+    >>> scan_kernel_log('mkdir /sys/fs/cgroup/memory/docker/x: no space left on device')["cgroup_mkdir_failure"]["count"]
+    1
+    """  # noqa: E501 (real sample lines)
+    result = {
+        "slub_alloc_failure": {"count": 0, "last": None},
+        "kmem_cache_close": {"count": 0, "last": None, "caches": []},
+        "memcg_oom": {"count": 0, "last": None, "memcgs": []},
+        "cgroup_mkdir_failure": {"count": 0, "last": None},
+    }
+    oom_memcgs = result["memcg_oom"]["memcgs"]
+    caches = result["kmem_cache_close"]["caches"]
+    for line in text.splitlines():
+        if "SLUB" in line and _SLUB.search(line):
+            result["slub_alloc_failure"]["count"] += 1
+            result["slub_alloc_failure"]["last"] = _clip(line)
+            continue
+        if "kmem_cache_close" in line:
+            match = _CACHE_CLOSE.search(line)
+            if match:
+                result["kmem_cache_close"]["count"] += 1
+                result["kmem_cache_close"]["last"] = _clip(line)
+                if match.group(1) not in caches:
+                    caches.append(match.group(1))
+                continue
+        if "oom_memcg=" in line or "as a result of limit of" in line:
+            memcg = _OOM_MEMCG.search(line) or _OOM_MEMCG_OLD.search(line)
+            if memcg and memcg.group(1) not in oom_memcgs:
+                oom_memcgs.append(memcg.group(1))
+            continue
+        if "Memory cgroup out of memory" in line and _OOM.search(line):
+            result["memcg_oom"]["count"] += 1
+            result["memcg_oom"]["last"] = _clip(line)
+            continue
+        if "cgroup" in line and _MKDIR_ERRNO.search(line) and _MKDIR.search(line):
+            result["cgroup_mkdir_failure"]["count"] += 1
+            result["cgroup_mkdir_failure"]["last"] = _clip(line)
+    # keep the lists short: the most recent memcgs and caches are what matter
+    result["memcg_oom"]["memcgs"] = oom_memcgs[-50:]
+    result["kmem_cache_close"]["caches"] = caches[-50:]
+    return result
