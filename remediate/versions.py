@@ -7,7 +7,10 @@ so we never hand-write a comparator that drifts from the package manager:
   ``rpmvercmp`` including ``~`` (pre-release) and ``^`` (post-release), and
   ``[epoch:]version[-release]`` splitting.
 * ``dpkg``: python-debian's ``Version``, which follows Debian policy 5.6.12
-  (epochs, ``~``, upstream version and Debian revision).
+  (epochs, ``~``, upstream version and Debian revision). python-debian is
+  more lenient than dpkg's own parser, so the syntax errors that dpkg's
+  ``parseversion()`` reports (empty parts, bad epochs, embedded spaces) are
+  checked first and refused here too.
 * ``upstream``: dotted ``X.Y.Z`` numbers with an optional pre-release tail
   (``1.0.0-rc94``), ordered by :mod:`packaging` after PEP 440 normalisation.
 """
@@ -15,6 +18,7 @@ so we never hand-write a comparator that drifts from the package manager:
 from __future__ import annotations
 
 import re
+import string
 from typing import Final
 
 from debian.debian_support import Version as DebianVersion
@@ -33,8 +37,64 @@ _UPSTREAM = re.compile(
 )
 
 
+# What dpkg accepts in each part without a warning (deb-version(7)).
+_DPKG_UPSTREAM_CHARS: Final = frozenset(string.ascii_letters + string.digits + ".+~-:")
+_DPKG_REVISION_CHARS: Final = frozenset(string.ascii_letters + string.digits + ".+~")
+_DPKG_MAX_EPOCH: Final = 2**31 - 1  # dpkg stores the epoch in an int
+
+# A policy bound in rpm ordering: [epoch:]version[-release] with the
+# characters rpmbuild allows in Version and Release.
+_RPM_STRICT: Final = re.compile(r"^(?:\d+:)?[A-Za-z0-9._+~^]+(?:-[A-Za-z0-9._+~^]+)?$")
+_UPSTREAM_STRICT: Final = re.compile(
+    r"^v?\d+(?:\.\d+)*(?:[-_.~]?(?:a|alpha|b|beta|c|rc|pre|preview)[-_.]?\d*)?$"
+)
+
+
 def _sign(value: int) -> int:
     return (value > 0) - (value < 0)
+
+
+def dpkg_syntax(text: str) -> tuple[str | None, str | None]:
+    """``(error, warning)`` for ``text`` as dpkg's ``parseversion()`` judges it.
+
+    An error is what dpkg refuses outright ("revision number is empty"); a
+    warning is what ``dpkg --compare-versions`` only warns about ("invalid
+    character in revision number"). The cases are dpkg's own tests
+    (tests/data/versions/dpkg-version.txt).
+    """
+    stripped = text.strip(" \t")
+    if not stripped:
+        return "version string is empty", None
+    if any(ch in " \t" for ch in stripped):
+        return "version string has embedded spaces", None
+    epoch, colon, rest = stripped.partition(":")
+    if colon:
+        if not epoch:
+            return "epoch in version is empty", None
+        if not epoch.isdigit() or not epoch.isascii():
+            if epoch.startswith("-") and epoch[1:].isdigit():
+                return "epoch in version is negative", None
+            return "epoch in version is not number", None
+        if int(epoch) > _DPKG_MAX_EPOCH:
+            return "epoch in version is too big", None
+        if not rest:
+            return "nothing after colon in version number", None
+    else:
+        rest = stripped
+    upstream, hyphen, revision = rest.rpartition("-")
+    if not hyphen:
+        upstream, revision = rest, ""
+    if hyphen and not revision:
+        return "revision number is empty", None
+    if not upstream:
+        return "version number is empty", None
+    if not upstream[0].isdigit() or not upstream[0].isascii():
+        return None, "version number does not start with digit"
+    if any(ch not in _DPKG_UPSTREAM_CHARS for ch in upstream):
+        return None, "invalid character in version number"
+    if any(ch not in _DPKG_REVISION_CHARS for ch in revision):
+        return None, "invalid character in revision number"
+    return None, None
 
 
 def _upstream_key(text: str) -> Pep440Version:
@@ -69,9 +129,14 @@ def compare(a: str, b: str, scheme: str) -> int:
             raise InputError(f"empty rpm version in comparison of {a!r} and {b!r}")
         return _sign(evr_compare(a.strip(), b.strip()))
     if scheme == "dpkg":
+        for text in (a, b):
+            error, _warning = dpkg_syntax(text)
+            if error:
+                raise InputError(f"not a dpkg version: {text!r}: {error}")
         try:
-            left, right = DebianVersion(a.strip()), DebianVersion(b.strip())
+            left, right = DebianVersion(a.strip(" \t")), DebianVersion(b.strip(" \t"))
         except ValueError as exc:
+            # dpkg only warns about these characters; we refuse to guess an order.
             raise InputError(f"not a dpkg version: {exc}") from exc
         return _sign((left > right) - (left < right))
     if scheme == "upstream":
@@ -80,10 +145,31 @@ def compare(a: str, b: str, scheme: str) -> int:
     raise InputError(f"unknown version scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
 
 
+def check(text: object, scheme: str) -> str | None:
+    """Why ``text`` is not a well-formed version bound under ``scheme``, or None.
+
+    Stricter than :func:`compare`, which must cope with whatever a host
+    reports: a bound written in a policy has to be a clean version, so dpkg
+    warnings, stray characters and trailing words are refused here.
+    """
+    if scheme not in SCHEMES:
+        return f"unknown version scheme {scheme!r}; expected one of {', '.join(SCHEMES)}"
+    if not isinstance(text, str):
+        return f"a version must be a string, not {type(text).__name__}"
+    if scheme == "rpm":
+        if not _RPM_STRICT.match(text):
+            return "not an rpm [epoch:]version[-release] (letters, digits and ._+~^ only)"
+        return None
+    if scheme == "dpkg":
+        error, warning = dpkg_syntax(text)
+        if error or warning or text != text.strip():
+            return error or warning or "leading or trailing spaces"
+        return None
+    if not _UPSTREAM_STRICT.match(text):
+        return "not a dotted upstream version such as 5.9 or 1.0.0-rc94"
+    return None
+
+
 def is_valid(text: str, scheme: str) -> bool:
-    """True when ``text`` can be compared under ``scheme`` (used by policy validation)."""
-    try:
-        compare(text, text, scheme)
-    except InputError:
-        return False
-    return True
+    """True when ``text`` is a well-formed version bound under ``scheme``."""
+    return check(text, scheme) is None

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import UsageError
 from ..facts import HostFacts, collect_local, collect_root, document
 
 EXAMPLES = """\
@@ -17,9 +20,12 @@ examples:
   memcg-fix detect --local --format json         the facts document (docs/facts.md)
   memcg-fix detect --root /mnt/image --host web1 a mounted image or chroot
   memcg-fix detect --root ./sosreport-web1-2024  an extracted sosreport
+  memcg-fix detect -i hosts.ini --limit web      every host of an Ansible inventory
+                                                 (one read-only module run per host)
 
-exit codes: 0 facts collected (unknown facts are listed, not errors),
-2 bad usage, 3 the --root is not a directory."""
+exit codes: 0 facts collected (unknown facts, and hosts that could not be
+reached, are listed, not errors), 2 bad usage, 3 the --root is not a
+directory or the inventory is unusable or matches no host."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,13 +45,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a host root: mounted image, chroot or extracted sosreport; nothing outside "
         "DIR is read and no command is run",
     )
+    source.add_argument("-i", "--inventory", metavar="INVENTORY", action="append",
+                        help="collect from every host of this Ansible inventory (repeatable)")
+    parser.add_argument("--limit", metavar="PATTERN", help="with -i: an Ansible host pattern")
+    parser.add_argument("--forks", metavar="N", type=int, help="with -i: hosts in parallel")
+    parser.add_argument("--out", metavar="DIR",
+                        help="with -i: keep ansible-runner's artifacts here (default: a temp dir)")
     parser.add_argument("--host", metavar="NAME", help="name to report the host as")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
 
 
+def _from_inventory(args: argparse.Namespace) -> list[HostFacts]:
+    from ..run import collect_facts, list_hosts
+
+    list_hosts(args.inventory, args.limit)
+    if args.out:
+        hosts, _report = collect_facts(args.inventory, data_dir=Path(args.out), limit=args.limit,
+                                       forks=args.forks)
+        return hosts
+    with tempfile.TemporaryDirectory(prefix="memcg-fix-detect-") as tmp:
+        hosts, _report = collect_facts(args.inventory, data_dir=Path(tmp), limit=args.limit,
+                                       forks=args.forks)
+    return hosts
+
+
 def run(args: argparse.Namespace) -> int:
-    hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
+    if args.inventory:
+        hosts = _from_inventory(args)
+    else:
+        if args.limit or args.forks or args.out:
+            raise UsageError("detect: --limit, --forks and --out go with -i (see --help)")
+        hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
     if args.format == "json":
         json.dump(document(hosts, __version__), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

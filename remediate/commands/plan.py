@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import facts as facts_api
@@ -98,26 +100,31 @@ def _hosts(args: argparse.Namespace) -> list[HostFacts]:
     return [facts_api.collect_local()]
 
 
-def _read_hosts(args: argparse.Namespace) -> list[HostFacts]:
-    """The hosts, read with the garbage collector paused.
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one plan.
 
-    A fleet's facts are millions of small objects that live until the end;
-    letting the collector scan them again and again while they are read and
-    planned costs more than the planning itself (10,000 hosts: about 40%).
-    Freezing them once moves them out of every later collection.
+    A fleet's facts and its plan are millions of small acyclic objects (they
+    are freed by reference counting) that live until the end; the collector
+    would scan them again and again while they are read, planned and
+    rendered, which costs more than the work itself and grows faster than
+    the fleet (rendering 100,000 hosts as JSON: 5.0 s of CPU with it, 1.7 s
+    without).
     """
+    enabled = gc.isenabled()
     gc.disable()
     try:
-        return _hosts(args)
+        yield
     finally:
-        gc.freeze()
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 def run(args: argparse.Namespace) -> int:
     policy = policy_api.load(args.policy) if args.policy else policy_api.load_default()
-    plan = policy_api.evaluate(policy, _read_hosts(args), explain=args.explain)
-    sys.stdout.write(render(plan, args.format, args.explain))
+    with _collector_paused():
+        plan = policy_api.evaluate(policy, _hosts(args), explain=args.explain)
+        sys.stdout.write(render(plan, args.format, args.explain))
     unknown = [h.host for h in plan.hosts if h.status == "unknown"]
     if unknown:
         shown = ", ".join(repr(h) for h in unknown[:5])

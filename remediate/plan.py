@@ -1,0 +1,231 @@
+"""The Plan: what memcg-fix decided for each host, and why.
+
+Frozen values, built by :mod:`remediate.policy` and read by the renderer,
+``apply`` and :mod:`remediate.report`. ``to_json()`` is the contract of
+``memcg-fix plan --format json`` (docs/design.md, schemas/plan.schema.json).
+
+The fingerprint covers decisions only: the policy's id and version, and per
+host the mitigation ids with their parameters. Facts that fluctuate (the
+dying count changes every second) and prose (rationales) stay out, so
+``apply`` can re-plan from fresh facts and refuse only when a decision moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Final
+
+from . import __version__
+from .errors import InputError
+from .facts.model import Unknown
+
+SCHEMA_VERSION: Final = 1
+STATUSES: Final = ("planned", "nothing-to-do", "unknown")
+SEVERITIES: Final = ("critical", "warning", "info")  # most severe first
+RESULTS: Final = ("fired", "not-matched", "not-evaluated")
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str
+    summary: str
+    rule: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "summary": self.summary,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedMitigation:
+    """One catalogue mitigation selected for one host, with everything a reviewer needs."""
+
+    id: str
+    params: Mapping[str, Any] = field(hash=False)
+    needs_reboot: bool
+    risk: str
+    disruption: str
+    rationale: str
+    alternatives: tuple[str, ...]
+    rule: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "params": dict(self.params),
+            "needs_reboot": self.needs_reboot,
+            "risk": self.risk,
+            "disruption": self.disruption,
+            "rationale": self.rationale,
+            "alternatives": list(self.alternatives),
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What one rule did for one host (shown by ``--explain``)."""
+
+    rule: str
+    result: str  # one of RESULTS
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "result": self.result, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: str
+    status: str  # one of STATUSES
+    findings: tuple[Finding, ...] = ()
+    mitigations: tuple[PlannedMitigation, ...] = ()
+    unknown: tuple[Unknown, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
+    reason: str | None = None  # why the status is "unknown"
+
+    @property
+    def needs_reboot(self) -> bool:
+        return any(m.needs_reboot for m in self.mitigations)
+
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"host": self.host, "status": self.status}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        out["findings"] = [f.to_json() for f in self.findings]
+        out["mitigations"] = [m.to_json() for m in self.mitigations]
+        out["unknown"] = [u.to_json() for u in self.unknown]
+        if explain:
+            out["rules"] = [r.to_json() for r in self.rules]
+        return out
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    id: str
+    version: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "version": self.version, "sha256": self.sha256}
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, ASCII only: the same bytes for the same value, always."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    policy: PolicyRef
+    hosts: tuple[HostPlan, ...]
+    memcg_fix_version: str = __version__
+
+    @cached_property
+    def summary(self) -> dict[str, int]:
+        counts = {"hosts": len(self.hosts), "reboots": 0}
+        counts.update(dict.fromkeys(STATUSES, 0))
+        for host in self.hosts:
+            counts[host.status] += 1
+            counts["reboots"] += host.needs_reboot
+        return counts
+
+    @property
+    def has_mitigations(self) -> bool:
+        return any(h.mitigations for h in self.hosts)
+
+    def decisions(self) -> dict[str, Any]:
+        """The part of the plan the fingerprint covers (docs/design.md)."""
+        return {
+            "policy": {"id": self.policy.id, "version": self.policy.version},
+            "hosts": [
+                {
+                    "host": h.host,
+                    "mitigations": [{"id": m.id, "params": dict(m.params)} for m in h.mitigations],
+                }
+                for h in sorted(self.hosts, key=lambda h: h.host)
+            ],
+        }
+
+    def fingerprint(self) -> str:
+        return "sha256:" + hashlib.sha256(canonical_json(self.decisions())).hexdigest()
+
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "memcg_fix_version": self.memcg_fix_version,
+            "policy": self.policy.to_json(),
+            "fingerprint": self.fingerprint(),
+            "summary": dict(self.summary),
+            "hosts": [h.to_json(explain) for h in self.hosts],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Plan:
+        """Read a plan written by ``to_json`` (checked against the shipped schema)."""
+        # imported here because remediate.policy imports this module
+        from .policy.schema import plan_validator
+
+        errors = sorted(plan_validator().iter_errors(obj), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0].absolute_path
+            )
+            raise InputError(f"not a memcg-fix plan: ${where}: {errors[0].message}")
+        policy = obj["policy"]
+        hosts = tuple(
+            HostPlan(
+                host=h["host"],
+                status=h["status"],
+                reason=h.get("reason"),
+                findings=tuple(
+                    Finding(f["id"], f["severity"], f["summary"], f.get("rule", ""))
+                    for f in h["findings"]
+                ),
+                mitigations=tuple(
+                    PlannedMitigation(
+                        id=m["id"],
+                        params=MappingProxyType(dict(m.get("params") or {})),
+                        needs_reboot=m["needs_reboot"],
+                        risk=m["risk"],
+                        disruption=m["disruption"],
+                        rationale=m["rationale"],
+                        alternatives=tuple(m["alternatives"]),
+                        rule=m.get("rule", ""),
+                    )
+                    for m in h["mitigations"]
+                ),
+                unknown=tuple(Unknown(u["fact"], u["reason"]) for u in h.get("unknown") or ()),
+                rules=tuple(
+                    RuleResult(r["rule"], r["result"], r["detail"]) for r in h.get("rules") or ()
+                ),
+            )
+            for h in obj["hosts"]
+        )
+        plan = cls(
+            policy=PolicyRef(policy["id"], policy["version"], policy.get("sha256", "")),
+            hosts=hosts,
+            memcg_fix_version=obj["memcg_fix_version"],
+        )
+        if plan.fingerprint() != obj["fingerprint"]:
+            raise InputError(
+                f"the plan's decisions do not match its fingerprint {obj['fingerprint']}: "
+                "it was edited after memcg-fix wrote it; plan again"
+            )
+        return plan
+
+
+def sort_hosts(hosts: Iterable[HostPlan]) -> tuple[HostPlan, ...]:
+    return tuple(sorted(hosts, key=lambda h: h.host))

@@ -1,0 +1,143 @@
+"""The Plan: JSON contract, canonical form and the fingerprint over decisions."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+import pytest
+from casefiles import case_files, host_facts, load_case
+from jsonschema import Draft202012Validator
+
+from remediate import policy as policy_api
+from remediate.errors import InputError
+from remediate.facts.model import HostFacts
+from remediate.plan import Plan, canonical_json
+from remediate.policy.schema import plan_schema
+
+
+@pytest.fixture(scope="module")
+def fleet() -> list[HostFacts]:
+    return [host_facts(load_case(p)) for p in case_files()]
+
+
+@pytest.fixture(scope="module")
+def plan(fleet) -> Plan:
+    return policy_api.evaluate(policy_api.load_default(), fleet)
+
+
+def test_json_follows_the_contract(plan):
+    for explain in (False, True):
+        doc = plan.to_json(explain)
+        Draft202012Validator(plan_schema()).validate(doc)
+        assert doc["schema_version"] == 1
+        assert doc["policy"]["id"] == "default" and doc["policy"]["version"] == "1.0.0"
+        assert doc["fingerprint"] == plan.fingerprint()
+        for entry in doc["hosts"]:
+            assert ("rules" in entry) is explain
+            for m in entry["mitigations"]:
+                assert set(m) >= {
+                    "id",
+                    "needs_reboot",
+                    "risk",
+                    "disruption",
+                    "rationale",
+                    "alternatives",
+                    "params",
+                    "rule",
+                }
+    hosts = [h["host"] for h in plan.to_json()["hosts"]]
+    assert hosts == sorted(hosts)
+
+
+def test_summary_counts(plan):
+    s = plan.summary
+    assert s["hosts"] == len(plan.hosts) == s["planned"] + s["nothing-to-do"] + s["unknown"]
+    assert s["reboots"] == sum(1 for h in plan.hosts if any(m.needs_reboot for m in h.mitigations))
+    assert s["unknown"] == 1 and s["planned"] >= 10
+
+
+def test_fingerprint_is_sha256_of_the_canonical_decisions(plan):
+    decisions = plan.decisions()
+    assert set(decisions) == {"policy", "hosts"}
+    assert set(decisions["policy"]) == {"id", "version"}
+    for entry in decisions["hosts"]:
+        assert set(entry) == {"host", "mitigations"}
+        for m in entry["mitigations"]:
+            assert set(m) == {"id", "params"}
+    raw = json.dumps(decisions, sort_keys=True, separators=(",", ":")).encode()
+    assert canonical_json(decisions) == raw
+    assert plan.fingerprint() == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _replan(fleet, change) -> Plan:
+    hosts = []
+    for h in fleet:
+        facts = copy.deepcopy(dict(h.facts))
+        change(h.host, facts)
+        hosts.append(HostFacts(h.host, facts, h.unknown, h.error))
+    return policy_api.evaluate(policy_api.load_default(), hosts)
+
+
+def test_fingerprint_ignores_fluctuating_facts(fleet, plan):
+    def churn(name, facts):
+        if "memcg" in facts and isinstance(facts["memcg"].get("dying"), int):
+            # the count moves every second; the decision stays on the same side of 1000
+            dying = facts["memcg"]["dying"]
+            facts["memcg"]["dying"] = dying + 7 if dying >= 1000 else max(dying - 7, 0)
+
+    moved = _replan(fleet, churn)
+    assert moved.to_json() != plan.to_json()  # the summaries quote the new counts
+    assert moved.fingerprint() == plan.fingerprint()
+
+
+def test_fingerprint_follows_decisions(fleet, plan):
+    def fix_runc(name, facts):
+        if name == "el7-old-runc":
+            facts["runc"]["version"] = "1.1.12"
+
+    assert _replan(fleet, fix_runc).fingerprint() != plan.fingerprint()
+
+    def cross_threshold(name, facts):
+        if name == "dying-999":
+            facts["memcg"]["dying"] = 1000
+
+    assert _replan(fleet, cross_threshold).fingerprint() != plan.fingerprint()
+
+
+def test_fingerprint_does_not_depend_on_input_order(fleet, plan):
+    backwards = policy_api.evaluate(policy_api.load_default(), list(reversed(fleet)))
+    assert backwards.fingerprint() == plan.fingerprint()
+    assert backwards.to_json(True) == plan.to_json(True)
+
+
+def test_from_json_round_trips_and_refuses_edits(plan):
+    doc = json.loads(json.dumps(plan.to_json(explain=True)))
+    again = Plan.from_json(doc)
+    assert again.to_json(explain=True) == plan.to_json(explain=True)
+    assert again.fingerprint() == plan.fingerprint()
+
+    edited = copy.deepcopy(doc)
+    planned = next(h for h in edited["hosts"] if h["mitigations"])
+    planned["mitigations"][0]["params"]["sneaky"] = True
+    with pytest.raises(InputError, match="do not match its fingerprint"):
+        Plan.from_json(edited)
+
+    # prose may be reworded without changing a decision
+    reworded = copy.deepcopy(doc)
+    planned = next(h for h in reworded["hosts"] if h["mitigations"])
+    planned["mitigations"][0]["rationale"] = "reviewed by ops"
+    assert Plan.from_json(reworded).fingerprint() == plan.fingerprint()
+
+    with pytest.raises(InputError, match=r"not a memcg-fix plan: \$\.hosts\[0\]\.status"):
+        broken = copy.deepcopy(doc)
+        broken["hosts"][0]["status"] = "maybe"
+        Plan.from_json(broken)
+
+
+def test_skipping_explanations_changes_no_decision(fleet, plan):
+    quick = policy_api.evaluate(policy_api.load_default(), fleet, explain=False)
+    assert quick.to_json() == plan.to_json()
+    assert all(h.rules == () for h in quick.hosts)
+    assert all(len(h.rules) == 13 for h in plan.hosts)
