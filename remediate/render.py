@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -49,6 +50,10 @@ class _Dumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # indent lists under their key, as yamllint (ansible-lint) expects
+        return super().increase_indent(flow, False)
 
 
 def _represent_unsafe(dumper: yaml.SafeDumper, data: Unsafe) -> yaml.Node:
@@ -166,7 +171,8 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
         "hosts": PLANNED_GROUP,
         "gather_facts": False,
         "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
-        "max_fail_percentage": options.max_fail_percentage,
+        "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default(%d) }}"
+        % options.max_fail_percentage,
         "vars": {
             "memcg_fix_fingerprint": plan.fingerprint(),
             "memcg_fix_plan": plan_data,
@@ -191,6 +197,13 @@ def _sections(plays: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     for host in sorted(plan_data):
         sections[f"plan for host {host}"] = _digest(plan_data[host])
     return sections
+
+
+def _wrapped(first: str, text: str) -> list[str]:
+    """Comment lines of at most ~100 characters (ansible-lint allows 160)."""
+    rest = "#" + " " * (len(first) - 1)
+    return textwrap.wrap(text, width=100, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
 
 
 def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> list[str]:
@@ -228,11 +241,11 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
                 f"{one_line(m.disruption)}, reboot {'yes' if m.needs_reboot else 'no'}"
                 + (f", params {one_line(params)}" if params else "")
             )
-            lines.append(f"#       why: {one_line(m.rationale)}")
+            lines += _wrapped("#       why: ", one_line(m.rationale))
             if m.alternatives:
                 lines.append(f"#       alternatives: {one_line(', '.join(m.alternatives))}")
         for f in host.findings:
-            lines.append(f"#   finding {one_line(f.severity)}: {one_line(f.summary)}")
+            lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
         if host.status == "unknown":
             lines.append(f"# host {one_line(json.dumps(host.host))}: unknown, because "

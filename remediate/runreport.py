@@ -51,7 +51,8 @@ def summarize(report: RunReport, planned: Sequence[str], *, rollback: bool = Fal
 
 
 def _summary(host: str, o: HostOutcome | None, rollback: bool) -> HostSummary:
-    if o is None or (o.status == "skipped" and not o.result):
+    if o is None or (o.status not in ("failed", "unreachable") and not o.result):
+        # seen by the host-selection play at most: the role never ran on it
         return HostSummary(host, "not-run", (), False, False,
                            "not reached: an earlier batch failed or the run stopped")
     r = o.result

@@ -23,6 +23,7 @@ log() { printf '[setup-dev] %s\n' "$*" >&2; }
 apt_packages=(
   podman runc debootstrap qemu-system-x86 qemu-utils openssh-client sshpass
   python3-venv rsync hyperfine time e2fsprogs iproute2 ca-certificates
+  rpm  # the real rpm, to cross-check version ordering
   # test targets (tests/targets/build.py): podman's network stack when
   # recommends are skipped, and what debootstrap verifies the archive with
   netavark aardvark-dns debian-archive-keyring gpgv tar

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import facts as facts_api
 from .. import policy as policy_api
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
 from ..facts.model import HostFacts
 from ..report import FORMATS, render
 
@@ -33,6 +33,7 @@ examples:
   memcg-fix plan --local --explain
   memcg-fix plan --facts fleet.json --format markdown > change-request.md
   memcg-fix plan --facts a.json b.json --policy site-policy.yaml --format json
+  memcg-fix plan -i hosts.ini --limit 'web*' --out plan/   facts, plan, playbook, dry run
 
 exit codes:
   0  nothing to do on any host (findings alone do not count)
@@ -63,6 +64,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="facts JSON from 'memcg-fix detect --format json'",
     )
+    source.add_argument(
+        "-i", "--inventory", metavar="INVENTORY", action="append",
+        help="plan a fleet: facts through Ansible (one read-only module run per host), "
+        "then the playbook and its real --check --diff; repeatable",
+    )
+    fleet = parser.add_argument_group("with -i")
+    fleet.add_argument("--limit", metavar="PATTERN", help="only hosts matching this pattern")
+    fleet.add_argument("--forks", metavar="N", type=int, help="hosts Ansible works on in parallel")
+    fleet.add_argument(
+        "--out", metavar="DIR",
+        help="where to write facts.json, plan.json, plan.md, the playbook memcg-fix.yml and "
+        "ansible-runner's artifacts (default: ./memcg-fix-plan-TIME)",
+    )
+    fleet.add_argument("--batches", metavar="SIZES",
+                       help="batch sizes of the playbook, e.g. 1,10%%,25%% (first = canary)")
     parser.add_argument(
         "--policy", metavar="FILE", help="policy YAML to use instead of the default policy"
     )
@@ -122,6 +138,12 @@ def _collector_paused() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     policy = policy_api.load(args.policy) if args.policy else policy_api.load_default()
+    if args.inventory:
+        from ._plan_fleet import plan_fleet
+
+        return plan_fleet(args, policy)
+    if args.limit or args.forks or args.out or args.batches:
+        raise InputError("plan: --limit, --forks, --out and --batches go with -i (see --help)")
     with _collector_paused():
         plan = policy_api.evaluate(policy, _hosts(args), explain=args.explain)
         sys.stdout.write(render(plan, args.format, args.explain))

@@ -39,6 +39,12 @@ _MOUNT_TABLES = ("proc/self/mountinfo", "proc/1/mountinfo", "proc/mounts", "etc/
 # cgroups come and go during it.
 _V1_ATTEMPTS = 3
 
+# libc for statfs(2), loaded on first use
+_LIBC = []
+
+# Filesystems whose directory link count is 2 plus the number of subdirectories.
+_LINK_COUNT_MAGICS = (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC)
+
 
 def _decode_octal(field):
     r"""Undo the kernel's octal escapes of space, tab, newline and backslash.
@@ -190,10 +196,15 @@ def statfs_magic(path):
     ``f_type`` is the first member of ``struct statfs`` on Linux: a long,
     except on s390x where it is an unsigned int.
     """
+    if not _LIBC:
+        # find_library runs ldconfig: once per process, not once per call
+        try:
+            _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True))
+        except OSError:
+            _LIBC.append(None)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        statfs = libc.statfs
-    except (OSError, AttributeError):
+        statfs = _LIBC[0].statfs
+    except AttributeError:
         return None
     buf = ctypes.create_string_buffer(512)  # larger than struct statfs on every arch
     raw_path = path.encode("utf-8") if not isinstance(path, bytes) else path
@@ -368,22 +379,38 @@ def memory_layout(root="/", mountinfo_text=None, live=True):
     }
 
 
-def count_memcg_dirs(path):
+def count_memcg_dirs(path, link_counts=None):
     """Directories in the tree at ``path``, counting ``path`` itself.
 
     One ``os.scandir`` walk (``os.listdir`` plus ``lstat`` on Python 2.7),
     iterative, never following symlinks. A directory that vanishes during the
     walk (its cgroup was removed) is not counted; unreadable ones are counted
     but not entered. Raises OSError only when ``path`` itself is missing.
+
+    On a cgroup filesystem a directory's link count is 2 plus its
+    subdirectories (kernfs: ``kernfs_refresh_inode()`` sets
+    ``kn->dir.subdirs + 2``; the pre-kernfs cgroupfs of 3.10 raises the
+    parent's count in ``cgroup_create_dir()``), so a directory with a count
+    of 2 is a leaf and is counted without being listed. Most memcgs are
+    leaves, and listing each one's thirty-odd control files is what a walk
+    costs. ``link_counts`` forces (True) or forbids (False) that shortcut; by
+    default it is taken when statfs(2) says ``path`` is cgroup or cgroup2,
+    never elsewhere (a host root on disk: FUSE or network filesystems may
+    report 2 for any directory, as find(1)'s -noleaf notes).
     """
-    if not stat.S_ISDIR(os.lstat(path).st_mode):
+    top = os.lstat(path)
+    if not stat.S_ISDIR(top.st_mode):
         return 0
+    if link_counts is None:
+        link_counts = statfs_magic(path) in _LINK_COUNT_MAGICS
     scandir = getattr(os, "scandir", None)
     count = 0
-    stack = [path]
+    stack = [(path, top.st_nlink)]
     while stack:
-        current = stack.pop()
+        current, links = stack.pop()
         count += 1
+        if link_counts and links == 2:
+            continue  # a leaf: nothing below it to count
         try:
             if scandir is not None:
                 iterator = scandir(current)
@@ -391,7 +418,9 @@ def count_memcg_dirs(path):
                     for entry in iterator:
                         try:
                             if entry.is_dir(follow_symlinks=False):
-                                stack.append(entry.path)
+                                child_links = (entry.stat(follow_symlinks=False).st_nlink
+                                               if link_counts else 0)
+                                stack.append((entry.path, child_links))
                         except OSError:
                             continue
                 finally:
@@ -402,8 +431,9 @@ def count_memcg_dirs(path):
                 for name in os.listdir(current):
                     child = os.path.join(current, name)
                     try:
-                        if stat.S_ISDIR(os.lstat(child).st_mode):
-                            stack.append(child)
+                        info = os.lstat(child)
+                        if stat.S_ISDIR(info.st_mode):
+                            stack.append((child, info.st_nlink))
                     except OSError:
                         continue
         except OSError as exc:
@@ -480,14 +510,19 @@ def _dying_v2(root, layout):
     else:
         result["reason"] = "cgroup.stat of %s has no nr_dying_descendants" % mount
         return result
-    try:
-        live = count_memcg_dirs(_host_path(root, mount))
-    except SourceError as exc:
-        result["reason"] = str(exc)
-        return result
-    except OSError as exc:
-        result["reason"] = "cannot walk %s: %s" % (mount, exc.strerror or exc)
-        return result
+    descendants = stats.get("nr_descendants")
+    if descendants is not None:
+        # the same read counts the live cgroups below the root: no walk
+        live = descendants + 1
+    else:
+        try:
+            live = count_memcg_dirs(_host_path(root, mount))
+        except SourceError as exc:
+            result["reason"] = str(exc)
+            return result
+        except OSError as exc:
+            result["reason"] = "cannot walk %s: %s" % (mount, exc.strerror or exc)
+            return result
     result.update({"live": live, "dying": dying, "total": live + dying})
     return result
 

@@ -22,8 +22,9 @@ description:
   - "On authconfig (EL7) and plain PAM hosts (Debian/Ubuntu) it edits the pam_lastlog session lines
     in place (atomically, original kept for rollback). On EL7 a later C(authconfig --updateall)
     regenerates postlogin-ac and undoes the edit; the module warns about that."
-  - State C(absent) undoes it: the original authselect profile is selected again, edited files are
-    restored byte for byte.
+  - State C(absent) undoes it: authselect's own backup, taken before the first change, is restored
+    (C(authselect backup-restore)), so its files come back byte for byte; edited files are restored
+    byte for byte from memcg-fix's backups.
 options:
   method:
     description:
@@ -81,6 +82,7 @@ profile:
 
 import os
 import shutil
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.memcg_fix_host import pamedit, safeedit
@@ -90,6 +92,7 @@ from ansible.module_utils.memcg_fix_host.pam import file_owner
 POSTLOGIN = "/etc/pam.d/postlogin"
 AUTHSELECT_CUSTOM = "/etc/authselect/custom"
 NOTE_PROFILE = "authselect_profile_before_memcg_fix"
+NOTE_BACKUP = "authselect_backup_before_memcg_fix"
 
 
 class Failure(Exception):
@@ -173,6 +176,12 @@ class PamLastlog(object):
             return custom_id
         if profile != custom_id:
             self.backups.note(NOTE_PROFILE, " ".join([profile] + features))
+            if not self.backups.note(NOTE_BACKUP):
+                # authselect's own backup: rollback restores its files byte
+                # for byte without anyone editing them by hand
+                name = "memcg-fix-before-%d" % int(time.time())
+                self.run(["authselect", "backup", name])
+                self.backups.note(NOTE_BACKUP, name)
             if os.path.isdir(custom_dir):
                 raise Failure(
                     "authselect profile %s already exists but is not selected; remove it or choose "
@@ -204,11 +213,16 @@ class PamLastlog(object):
         self.diffs.append(_diff("authselect profile", " ".join([profile] + features) + "\n", before + "\n"))
         if self.module.check_mode:
             return words[0]
-        self.run(["authselect", "select", words[0]] + words[1:])
+        backup = self.backups.note(NOTE_BACKUP)
+        if backup:
+            self.run(["authselect", "backup-restore", backup])
+        else:
+            self.run(["authselect", "select", words[0]] + words[1:])
         self.run(["authselect", "check"])
         # the custom profile is ours; leaving it would block the next apply
         shutil.rmtree(custom_dir, ignore_errors=True)
         self.backups.forget_note(NOTE_PROFILE)
+        self.backups.forget_note(NOTE_BACKUP)
         return words[0]
 
     # -- authconfig (EL7) and plain PAM (Debian/Ubuntu) --------------------
