@@ -110,6 +110,26 @@ def _upstream_key(text: str) -> Pep440Version:
         raise InputError(f"not a dotted upstream version: {text!r}") from exc
 
 
+def _rpm_compare(a: str, b: str) -> int:
+    """rpm's EVR order (``rpm.vercmp``), on top of rpm-version.
+
+    rpm-version reads a missing release as an empty one; rpm keeps it absent,
+    and an absent release sorts before any present one, even ``~`` (which
+    sorts before an empty string). Found by comparing against the real rpm
+    binary on random versions.
+    """
+    a_rest, a_has_release = a.rpartition(":")[2], "-" in a.rpartition(":")[2]
+    b_rest, b_has_release = b.rpartition(":")[2], "-" in b.rpartition(":")[2]
+    if a_has_release != b_has_release:
+        a_ev = a[: len(a) - len(a_rest)] + a_rest.split("-", 1)[0]
+        b_ev = b[: len(b) - len(b_rest)] + b_rest.split("-", 1)[0]
+        first = _sign(evr_compare(a_ev, b_ev))
+        if first:
+            return first
+        return -1 if b_has_release else 1
+    return _sign(evr_compare(a, b))
+
+
 def compare(a: str, b: str, scheme: str) -> int:
     """Return -1, 0 or 1 as version ``a`` sorts before, equal to or after ``b``.
 
@@ -127,7 +147,7 @@ def compare(a: str, b: str, scheme: str) -> int:
     if scheme == "rpm":
         if not a.strip() or not b.strip():
             raise InputError(f"empty rpm version in comparison of {a!r} and {b!r}")
-        return _sign(evr_compare(a.strip(), b.strip()))
+        return _rpm_compare(a.strip(), b.strip())
     if scheme == "dpkg":
         for text in (a, b):
             error, _warning = dpkg_syntax(text)

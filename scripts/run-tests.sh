@@ -23,6 +23,7 @@ venv216="$MEMCG_FIX_CACHE/venv-2.16"
 export PATH="$venv/bin:$PATH"   # molecule looks for ansible-config on PATH
 export ANSIBLE_COLLECTIONS_PATH="$MEMCG_FIX_CACHE/collections"
 export PYTHONDONTWRITEBYTECODE=1
+export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 skip=" ${MEMCG_FIX_SKIP:-} "
 step() { printf '\n=== %s ===\n' "$*"; }
 started=$(date +%s)

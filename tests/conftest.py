@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.targets import target as targets_mod
 from tests.targets.target import (
@@ -33,6 +36,15 @@ from tests.targets.target import (
     start_containers,
     write_inventory,
 )
+
+# Property tests: no per-example deadline (the machine is shared and loaded);
+# in CI a derandomized run, so a new random example never fails a merge by
+# surprise (explore locally with HYPOTHESIS_PROFILE=explore).
+settings.register_profile("ci", derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, max_examples=2000)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 CONTAINER_FIXTURES = {
     "debian_target": "debian",

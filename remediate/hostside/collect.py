@@ -622,6 +622,56 @@ def section_memory_cost(ctx):
     return result
 
 
+# -- memcg-fix's own footprint ----------------------------------------------
+
+REAPER_CONF = "/etc/memcg-fix/reaper.conf"
+REAPER_BIN = "/usr/local/sbin/memcg-fix-reaper"
+REBOOT_MARKER = "/var/lib/memcg-fix/reboot-required"
+
+
+def parse_reaper_enabled(text):
+    """Which passes of /etc/memcg-fix/reaper.conf are enabled: ``{section: bool}``.
+
+    Sample (as the memcg_remediate role renders it)::
+
+        [reaper]
+        state_dir = /var/lib/memcg-fix
+        [reclaim]
+        enabled = true
+        [drop_caches]
+        enabled = false
+
+    >>> parse_reaper_enabled("[reclaim]\\nenabled = true\\n[drop_caches]\\nenabled = no\\n")
+    {'reclaim': True, 'drop_caches': False}
+    """
+    enabled = {}
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        key, sep, value = line.partition("=")
+        if sep and section and key.strip() == "enabled":
+            enabled[section] = value.strip().lower() in ("1", "yes", "true", "on")
+    return enabled
+
+
+def section_memcg_fix(ctx):
+    """What memcg-fix itself left on the host: the reaper, a pending reboot."""
+    conf = _text_or_none(ctx, REAPER_CONF)
+    enabled = parse_reaper_enabled(conf) if conf is not None else {}
+    installed = conf is not None and ctx.reader.isfile(REAPER_BIN)
+    return {
+        "reaper_installed": installed,
+        "reaper_reclaim": bool(installed and enabled.get("reclaim")),
+        "reaper_drop_caches": bool(installed and enabled.get("drop_caches")),
+        "reboot_required": ctx.reader.isfile(REBOOT_MARKER),
+    }
+
+
 SECTIONS = (
     ("host", section_host),
     ("kernel", section_kernel),
@@ -637,6 +687,7 @@ SECTIONS = (
     ("pam", section_pam),
     ("kernel_log", section_kernel_log),
     ("memory_cost", section_memory_cost),
+    ("memcg_fix", section_memcg_fix),
 )
 
 

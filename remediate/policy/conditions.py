@@ -352,6 +352,13 @@ PAM_FLAGS: Final = {
 }
 
 
+# The reaper sub-keys (memcg-fix's own reaper on the host) and their facts.
+REAPER_FLAGS: Final = {
+    "reclaim": "memcg_fix.reaper_reclaim",
+    "drop_caches": "memcg_fix.reaper_drop_caches",
+}
+
+
 def build(when: Mapping[str, Any]) -> list[Condition]:
     """Compile a rule's (already validated) ``when:`` mapping, in a fixed order."""
     conditions: list[Condition] = []
@@ -403,6 +410,9 @@ def build(when: Mapping[str, Any]) -> list[Condition]:
             )
         elif key == "kmem_active":
             conditions.append(Flag(key, "kmem.accounting_active", spec))
+        elif key == "reaper":
+            for sub in spec:
+                conditions.append(Flag(f"reaper.{sub}", REAPER_FLAGS[sub], spec[sub]))
         elif key == "pam_lastlog":
             for sub in spec:
                 if sub == "writes_any":

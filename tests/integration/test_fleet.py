@@ -69,10 +69,13 @@ def test_plan_shows_the_real_dry_run_changes_no_byte_and_writes_a_clean_playbook
                              str(inventory), str(playbook)], capture_output=True, text=True,
                             env=env, check=False)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
-    lint = subprocess.run([ansible_bin("ansible-lint"), "--offline", "--profile", "production",
-                           str(playbook)], capture_output=True, text=True, env=env, check=False,
-                          cwd=tmp_path)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # ansible-lint lives in the current-release venv only (a static check, the
+    # same on every ansible-core line)
+    if Path(ansible_bin("ansible-lint")).is_absolute():
+        lint = subprocess.run([ansible_bin("ansible-lint"), "--offline", "--profile",
+                               "production", str(playbook)], capture_output=True, text=True,
+                              env=env, check=False, cwd=tmp_path)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
     # rendering the saved plan again gives the same bytes
     again = memcg_fix("render", "--plan", str(out / "plan.json"))
     assert again.returncode == 0, again.stderr

@@ -85,7 +85,7 @@ def test_exit_codes(tmp_path, fleet_file):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "one of the arguments --local --root --facts is required"),
+        ([], "one of the arguments --local --root --facts -i/--inventory is required"),
         (["--facts"], "expected at least one argument"),
         (["--local", "--facts", "x.json"], "not allowed with argument"),
         (["--facts", "x.json", "--format", "yaml"], "invalid choice: 'yaml'"),
@@ -180,7 +180,7 @@ def test_catalogue_command_lists_the_catalogue():
 def test_validate_accepts_the_shipped_policy():
     run = memcg_fix("policy", "validate", str(REPO / "policies" / "default.yaml"))
     assert run.returncode == 0
-    assert run.stdout.endswith("ok (policy default 1.0.0, 13 rules)\n")
+    assert run.stdout.endswith("ok (policy default 1.0.0, 14 rules)\n")
 
 
 def test_plan_local_reads_this_machine():
@@ -190,7 +190,7 @@ def test_plan_local_reads_this_machine():
     Draft202012Validator(plan_schema()).validate(doc)
     (host,) = doc["hosts"]
     assert host["status"] in ("planned", "nothing-to-do")
-    assert len(host["rules"]) == 13
+    assert len(host["rules"]) == 14
     assert (run.returncode == 2) == bool(host["mitigations"])
 
 
