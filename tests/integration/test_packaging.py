@@ -1,0 +1,72 @@
+"""An installed memcg-fix works outside the checkout, with one copy of the host code.
+
+Builds the wheel with pip (hatchling), installs it into a fresh virtualenv,
+and runs it from a directory that is not the checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.py"))}
+
+
+def test_the_module_utils_symlink_is_the_one_source_of_host_code():
+    link = REPO / "playbooks/roles/memcg_remediate/module_utils/memcg_fix_host"
+    assert link.is_symlink()
+    assert link.resolve() == (REPO / "remediate" / "hostside").resolve()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO), "-w",
+                    str(tmp / "dist")], check=True, capture_output=True)
+    (wheel,) = (tmp / "dist").glob("memcg_fix-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # a checkout's bytecode never ships
+        assert not [n for n in archive.namelist() if "__pycache__" in n or n.endswith(".pyc")]
+    env_dir = tmp / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    subprocess.run([str(env_dir / "bin/pip"), "install", "-q", str(wheel)], check=True,
+                   capture_output=True)
+    return env_dir
+
+
+def test_the_wheel_ships_policies_playbooks_and_an_identical_copy_of_the_host_code(installed):
+    site = next((installed / "lib").glob("python3*/site-packages"))
+    bundled = site / "remediate" / "_bundled"
+    assert (bundled / "policies" / "default.yaml").is_file()
+    assert (bundled / "playbooks" / "gather.yml").is_file()
+    role = bundled / "playbooks" / "roles" / "memcg_remediate"
+    assert (role / "library" / "memcg_facts.py").is_file()
+    copy = role / "module_utils" / "memcg_fix_host"
+    assert not copy.is_symlink()  # materialised in the wheel ...
+    assert _digests(copy) == _digests(site / "remediate" / "hostside")  # ... byte for byte
+    assert _digests(copy) == _digests(REPO / "remediate" / "hostside")
+
+
+def test_the_installed_command_plans_from_a_facts_file_outside_the_checkout(installed, tmp_path):
+    facts = REPO / "tests" / "data" / "facts"
+    sample = next(iter(sorted(facts.glob("*.json"))))
+    proc = subprocess.run([str(installed / "bin" / "memcg-fix"), "plan", "--facts", str(sample)],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert proc.returncode in (0, 2), proc.stderr
+    assert "policy default" in proc.stdout
+    validate = subprocess.run([str(installed / "bin" / "memcg-fix"), "policy", "validate",
+                               str(REPO / "policies" / "default.yaml")], capture_output=True,
+                              text=True, cwd=tmp_path, check=False)
+    assert validate.returncode == 0, validate.stderr
