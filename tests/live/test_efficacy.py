@@ -61,7 +61,9 @@ except ImportError:  # standalone, next to the package the role installs
     from memcg_fix_host import cgroupfs  # type: ignore[no-redef]
     from memcg_fix_host import rmdir as rmdir_mod  # type: ignore[no-redef]
 
-REPO = Path(__file__).resolve().parents[2]
+# Standalone on a test host the file may sit anywhere; only the repo's copy records results.
+_HERE = Path(__file__).resolve()
+REPO = _HERE.parents[2] if len(_HERE.parents) > 2 else _HERE.parent
 DOC = REPO / "docs/efficacy.md"
 DOC_BEGIN = "<!-- efficacy:begin -->"
 DOC_END = "<!-- efficacy:end -->"
