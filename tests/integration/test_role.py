@@ -177,3 +177,36 @@ def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(debian_target, 
     assert debian_target.tree_checksums(WATCHED) == before
     # the other run's lock is still there: we never release what we do not hold
     assert json.loads(debian_target.read_file("/var/lib/memcg-fix/lock"))["owner"] == "another-run"
+
+
+def test_package_minimums_use_the_hosts_own_version_order(debian_target, inventory_path, tmp_path):
+    # memcg_package_status compares with the target's own dpkg --compare-versions
+    installed = debian_target.run(["dpkg-query", "-W", "-f", "${Version}", "bash"],
+                                  check=True).stdout.decode()
+    cases = {  # minimum -> is the installed bash at or above it?
+        "1.0": True,
+        installed: True,
+        installed + "~rc1": True,  # "~" sorts before the end of a version
+        installed + "1": False,
+        "1:" + installed: False,  # an epoch outweighs everything after it
+    }
+    play = tmp_path / "status.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "Ask the host whether bash is new enough",
+        "hosts": "targets",
+        "gather_facts": False,
+        "tasks": [
+            {"name": f"Status {i}",
+             "memcg_package_status": {"name": "bash", "min_version": minimum},
+             "become": True, "register": f"status_{i}"}
+            for i, minimum in enumerate(cases)
+        ] + [{"name": "Show", "ansible.builtin.debug": {
+            "msg": "SATISFIED {{ [" + ", ".join(f"status_{i}" for i in range(len(cases)))
+                   + "] | map(attribute='satisfied') | list }}"}}],
+    }], sort_keys=False))
+    role = playbooks_dir() / "roles" / "memcg_remediate"
+    result = run_playbook(play, inventory_path([debian_target]),
+                          env={"ANSIBLE_LIBRARY": str(role / "library"),
+                               "ANSIBLE_MODULE_UTILS": str(role / "module_utils")})
+    assert result.returncode == 0, result.describe()
+    assert f"SATISFIED {list(cases.values())}" in result.output
