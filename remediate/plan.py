@@ -176,6 +176,7 @@ class Plan:
     def from_json(cls, obj: Any) -> Plan:
         """Read a plan written by ``to_json`` (checked against the shipped schema)."""
         # imported here because remediate.policy imports this module
+        from .facts.schema import short_message
         from .policy.schema import plan_validator
 
         errors = sorted(plan_validator().iter_errors(obj), key=lambda e: list(e.absolute_path))
@@ -183,7 +184,7 @@ class Plan:
             where = "".join(
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0].absolute_path
             )
-            raise InputError(f"not a memcg-fix plan: ${where}: {errors[0].message}")
+            raise InputError(f"not a memcg-fix plan: ${where}: {short_message(errors[0])}")
         policy = obj["policy"]
         hosts = tuple(
             HostPlan(

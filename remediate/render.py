@@ -171,8 +171,9 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
         "hosts": PLANNED_GROUP,
         "gather_facts": False,
         "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
-        "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default(%d) }}"
-        % options.max_fail_percentage,
+        "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default("
+        + str(options.max_fail_percentage)
+        + ") }}",
         "vars": {
             "memcg_fix_fingerprint": plan.fingerprint(),
             "memcg_fix_plan": plan_data,
@@ -202,8 +203,14 @@ def _sections(plays: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 def _wrapped(first: str, text: str) -> list[str]:
     """Comment lines of at most ~100 characters (ansible-lint allows 160)."""
     rest = "#" + " " * (len(first) - 1)
-    return textwrap.wrap(text, width=100, initial_indent=first, subsequent_indent=rest,
-                         break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
+    return textwrap.wrap(
+        text,
+        width=100,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
 
 
 def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> list[str]:
@@ -232,8 +239,10 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
     ]
     for host in sorted(planned, key=lambda h: h.host):
         reboot = "needs a reboot" if host.needs_reboot else "no reboot"
-        lines.append(f"# host {one_line(json.dumps(host.host))}: {len(host.mitigations)} "
-                     f"mitigation(s), {reboot}")
+        lines.append(
+            f"# host {one_line(json.dumps(host.host))}: {len(host.mitigations)} "
+            f"mitigation(s), {reboot}"
+        )
         for m in host.mitigations:
             params = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(m.params.items()))
             lines.append(
@@ -248,8 +257,10 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
             lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
         if host.status == "unknown":
-            lines.append(f"# host {one_line(json.dumps(host.host))}: unknown, because "
-                         f"{one_line(host.reason or 'its facts could not be read')} (not changed)")
+            lines.append(
+                f"# host {one_line(json.dumps(host.host))}: unknown, because "
+                f"{one_line(host.reason or 'its facts could not be read')} (not changed)"
+            )
     lines.append("#")
     for name, digest in sections.items():
         lines.append(f"# section-sha256: {one_line(json.dumps(name))} {digest}")
@@ -260,8 +271,15 @@ def render(plan: Plan, options: RenderOptions | None = None) -> str:
     """The playbook text for ``plan``: byte-identical for the same plan and options."""
     options = options or RenderOptions()
     plays = _plays(plan, options)
-    body = yaml.dump(plays, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=False, width=100, explicit_start=True)
+    body = yaml.dump(
+        plays,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=False,
+        width=100,
+        explicit_start=True,
+    )
     parsed = yaml.load(body, Loader=PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
     header = _header(plan, options, _sections(parsed))
     text = "\n".join(header) + "\n" + body
@@ -314,7 +332,11 @@ def check(text: str) -> PlaybookCheck:
     try:
         plays = yaml.load(rest, Loader=PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise InputError(f"the playbook is not valid YAML: {one_line(exc)}") from exc
+        # the problem and its place, not the multi-line excerpt PyYAML adds
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise InputError(f"the playbook is not valid YAML: {one_line(problem)}{where}") from exc
     if (
         not isinstance(plays, list)
         or len(plays) != 2
@@ -331,10 +353,11 @@ def check(text: str) -> PlaybookCheck:
             continue
     actual = _sections(plays)
     problems = [
-        f"section {name!r} was edited" for name in sorted(set(actual) | set(recorded))
+        f"section {name!r} was edited"
+        for name in sorted(set(actual) | set(recorded))
         if actual.get(name) != recorded.get(name)
     ]
-    if first[len(_CONTENT_LINE):].strip() != _content_digest(rest) and not problems:
+    if first[len(_CONTENT_LINE) :].strip() != _content_digest(rest) and not problems:
         problems.append("the header comments or the formatting were edited")
     policy = (fields.get("policy") or ["? ? sha256:"])[0].split()
     plan_data = plays[1].get("vars", {}).get("memcg_fix_plan", {})

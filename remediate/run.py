@@ -10,6 +10,7 @@ stay for the change record. Nothing here prints: progress goes to an
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -23,6 +24,8 @@ from .render import REPORT_TASK
 from .resources import playbooks_dir
 
 GATHER_TASK = "Collect memcg facts"
+# Jinja's delimiters and control characters: never part of a real host name
+_UNSAFE_HOST_NAME = re.compile(r"\{\{|\{%|\{#|[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class _Collector:
         elif kind == "runner_on_ok" and host:
             outcome = self._host(host)
             if outcome.status not in ("failed", "unreachable"):
-                outcome.status = "changed" if res.get("changed") or outcome.status == "changed" else "ok"
+                outcome.status = (
+                    "changed" if res.get("changed") or outcome.status == "changed" else "ok"
+                )
             outcome.diffs.extend(_diffs(host, task, res))
             outcome.module_results[task] = res
             if str(data.get("task_action", "")).endswith("reboot") and res.get("rebooted"):
@@ -160,7 +165,9 @@ class _Collector:
             outcome = self._host(host)
             outcome.status = "failed"
             outcome.failed_task = task
-            outcome.error = _one_line(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed")
+            outcome.error = _one_line(
+                res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
+            )
             self._emit("host", host, f"FAILED at '{task}': {outcome.error}")
         elif kind == "runner_on_unreachable" and host:
             outcome = self._host(host)
@@ -285,8 +292,13 @@ def collect_facts(
     from .facts import from_module_result
 
     report = run_playbook(
-        gather_playbook(), inventory, data_dir=data_dir, limit=limit, forks=forks,
-        on_event=on_event, ident="facts",
+        gather_playbook(),
+        inventory,
+        data_dir=data_dir,
+        limit=limit,
+        forks=forks,
+        on_event=on_event,
+        ident="facts",
     )
     hosts = []
     for name in sorted(report.hosts):
@@ -296,14 +308,39 @@ def collect_facts(
             if outcome.status == "unreachable":
                 result["unreachable"] = True
         else:
-            result = outcome.module_results.get(GATHER_TASK, {"failed": True, "msg": "no facts returned"})
+            result = outcome.module_results.get(
+                GATHER_TASK, {"failed": True, "msg": "no facts returned"}
+            )
         hosts.append(from_module_result(name, result))
     if not hosts and report.rc != 0:
         raise InputError(
-            f"Ansible could not run against the inventory (rc={report.rc}); see "
-            f"{report.artifacts_dir / 'stdout'}"
+            f"Ansible could not run against the inventory (rc={report.rc}): "
+            f"{_last_line(report.artifacts_dir / 'stdout')}"
         )
     return hosts, report
+
+
+def _parse_failure(output: str) -> str | None:
+    """Why Ansible could not parse an inventory, from its first "Failed to parse" warning.
+
+    Its final error ("No inventory was parsed") does not say what is wrong; the
+    plugins' warnings before it do (2.16 wraps them over several lines, 2.19
+    adds the offending lines after "<<< caused by >>>" or "Origin:").
+    """
+    for chunk in re.split(r"\[WARNING\]:|\[ERROR\]:|ERROR!", output):
+        if "Failed to parse" in chunk:
+            text = re.split(r"<<<|Origin:|The offending line", chunk)[0]
+            return " ".join(text.split()).lstrip("* ")[:300]
+    return None
+
+
+def _last_line(path: Path) -> str:
+    """The last line Ansible wrote (its error), or where to look when there is none."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return _one_line(lines[-1])[:300] if lines else f"see {path}"
 
 
 def list_hosts(inventory: Sequence[str], limit: str | None = None) -> list[str]:
@@ -317,19 +354,41 @@ def list_hosts(inventory: Sequence[str], limit: str | None = None) -> list[str]:
         argv += ["-i", item]
     if limit:
         argv += ["--limit", limit]
-    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="True",
-               ANSIBLE_LOCALHOST_WARNING="False")
+    env = dict(
+        os.environ,
+        ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
+        ANSIBLE_NOCOLOR="True",
+        ANSIBLE_LOCALHOST_WARNING="False",
+    )
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300,
-                              check=False)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=300, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise InputError("reading the inventory took more than 300 s") from exc
     if proc.returncode != 0:
-        detail = next((line.strip() for line in (proc.stderr + proc.stdout).splitlines()
-                       if "ERROR" in line or "rror" in line), proc.stderr.strip()[:300])
+        detail = _parse_failure(proc.stderr + proc.stdout) or next(
+            (
+                line.strip()
+                for line in (proc.stderr + proc.stdout).splitlines()
+                if "ERROR" in line or "rror" in line
+            ),
+            proc.stderr.strip()[:300],
+        )
         raise InputError(f"cannot use the inventory {', '.join(inventory)}: {_one_line(detail)}")
     hosts = [line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()]
     if not hosts:
         what = f" with --limit {limit!r}" if limit else ""
         raise InputError(f"the inventory {', '.join(inventory)}{what} matches no host")
+    unsafe = [h for h in hosts if _UNSAFE_HOST_NAME.search(h)]
+    if unsafe:
+        # ansible-core 2.16 evaluates a host name holding "{{ ... }}" wherever
+        # inventory_hostname is used (a lookup in it runs on this machine);
+        # no real host is named so, so such an inventory is refused.
+        shown = ", ".join(repr(h) for h in unsafe[:3])
+        more = f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else ""
+        raise InputError(
+            f"the inventory {', '.join(inventory)} names host(s) that Ansible would evaluate "
+            f"as templates or that hold control characters: {shown}{more}; rename them"
+        )
     return hosts

@@ -41,7 +41,9 @@ class HostSummary:
         }
 
 
-def summarize(report: RunReport, planned: Sequence[str], *, rollback: bool = False) -> list[HostSummary]:
+def summarize(
+    report: RunReport, planned: Sequence[str], *, rollback: bool = False
+) -> list[HostSummary]:
     """A row per planned host; a host the run never reached is ``not-run``."""
     rows = []
     for host in sorted(planned):
@@ -53,8 +55,14 @@ def summarize(report: RunReport, planned: Sequence[str], *, rollback: bool = Fal
 def _summary(host: str, o: HostOutcome | None, rollback: bool) -> HostSummary:
     if o is None or (o.status not in ("failed", "unreachable") and not o.result):
         # seen by the host-selection play at most: the role never ran on it
-        return HostSummary(host, "not-run", (), False, False,
-                           "not reached: an earlier batch failed or the run stopped")
+        return HostSummary(
+            host,
+            "not-run",
+            (),
+            False,
+            False,
+            "not reached: an earlier batch failed or the run stopped",
+        )
     r = o.result
     changed = tuple(r.get("changed") or ())
     steps = "; ".join(r.get("manual_steps") or ())
@@ -62,16 +70,29 @@ def _summary(host: str, o: HostOutcome | None, rollback: bool) -> HostSummary:
         where = f" at '{o.failed_task}'" if o.failed_task else ""
         return HostSummary(host, o.status, changed, o.rebooted, False, f"{o.error}{where}")
     if r.get("reboot_required"):
-        return HostSummary(host, "reboot-required", changed, False, False,
-                           "a reboot is needed to finish; run again with --reboot-ok"
-                           + (f"; manual: {steps}" if steps else ""))
+        return HostSummary(
+            host,
+            "reboot-required",
+            changed,
+            False,
+            False,
+            "a reboot is needed to finish; run again with --reboot-ok"
+            + (f"; manual: {steps}" if steps else ""),
+        )
     if rollback:
-        return HostSummary(host, "rolled-back" if changed else "unchanged", changed, o.rebooted,
-                           True, steps)
+        return HostSummary(
+            host, "rolled-back" if changed else "unchanged", changed, o.rebooted, True, steps
+        )
     if r.get("verified"):
         return HostSummary(host, "verified", changed, o.rebooted, True, steps)
-    return HostSummary(host, "changed" if changed else "unchanged", changed, o.rebooted, False,
-                       steps or "not verified")
+    return HostSummary(
+        host,
+        "changed" if changed else "unchanged",
+        changed,
+        o.rebooted,
+        False,
+        steps or "not verified",
+    )
 
 
 def all_verified(rows: Iterable[HostSummary]) -> bool:
@@ -95,13 +116,17 @@ def summary_text(rows: Sequence[HostSummary], title: str) -> str:
         what = ", ".join(r.changed) or "-"
         if r.detail:
             what += f"  ({terminal_safe(r.detail)})"
-        lines.append(f"{terminal_safe(r.host):<{width}}  {r.outcome:<15}  "
-                     f"{'yes' if r.rebooted else 'no':<8}  {what}")
+        lines.append(
+            f"{terminal_safe(r.host):<{width}}  {r.outcome:<15}  "
+            f"{'yes' if r.rebooted else 'no':<8}  {what}"
+        )
     return "\n".join(lines) + "\n"
 
 
 def summary_json(rows: Sequence[HostSummary], extra: dict[str, Any]) -> str:
-    return json.dumps({**extra, "hosts": [r.to_json() for r in rows]}, indent=2, sort_keys=True) + "\n"
+    return (
+        json.dumps({**extra, "hosts": [r.to_json() for r in rows]}, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def _fence(text: str) -> str:
@@ -110,10 +135,14 @@ def _fence(text: str) -> str:
 
 
 def unified(d: Diff) -> str:
-    return "".join(difflib.unified_diff(
-        d.before.splitlines(True), d.after.splitlines(True),
-        fromfile=f"before: {d.header}", tofile=f"after: {d.header}",
-    ))
+    return "".join(
+        difflib.unified_diff(
+            d.before.splitlines(True),
+            d.after.splitlines(True),
+            fromfile=f"before: {d.header}",
+            tofile=f"after: {d.header}",
+        )
+    )
 
 
 def diffs_text(report: RunReport) -> str:
@@ -122,7 +151,9 @@ def diffs_text(report: RunReport) -> str:
     for host in sorted(report.hosts):
         outcome = report.hosts[host]
         if outcome.status in ("failed", "unreachable"):
-            out.append(f"== {terminal_safe(host)}: {outcome.status}: {terminal_safe(outcome.error)}")
+            out.append(
+                f"== {terminal_safe(host)}: {outcome.status}: {terminal_safe(outcome.error)}"
+            )
             continue
         if not outcome.diffs:
             out.append(f"== {terminal_safe(host)}: no change")
@@ -134,12 +165,22 @@ def diffs_text(report: RunReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def summary_markdown(rows: Sequence[HostSummary], title: str, report: RunReport | None = None) -> str:
-    lines = [f"# {md(title)}", "", md(_counts(rows)), "",
-             "| Host | Outcome | Rebooted | Changed | Detail |", "| --- | --- | --- | --- | --- |"]
+def summary_markdown(
+    rows: Sequence[HostSummary], title: str, report: RunReport | None = None
+) -> str:
+    lines = [
+        f"# {md(title)}",
+        "",
+        md(_counts(rows)),
+        "",
+        "| Host | Outcome | Rebooted | Changed | Detail |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {md(r.host)} | {md(r.outcome)} | {'yes' if r.rebooted else 'no'} | "
-                     f"{md(', '.join(r.changed) or '-')} | {md(r.detail or '-')} |")
+        lines.append(
+            f"| {md(r.host)} | {md(r.outcome)} | {'yes' if r.rebooted else 'no'} | "
+            f"{md(', '.join(r.changed) or '-')} | {md(r.detail or '-')} |"
+        )
     if report is not None:
         lines += ["", "## Changes", ""]
         lines += diffs_markdown_lines(report)

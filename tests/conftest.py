@@ -17,11 +17,10 @@ the run fails loudly.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import os
 
 import pytest
 from hypothesis import HealthCheck, settings

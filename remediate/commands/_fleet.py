@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import policy as policy_api
 from ..errors import InputError
@@ -18,13 +19,23 @@ from ..run import Progress
 
 
 def add_inventory_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument("-i", "--inventory", metavar="INVENTORY", action="append",
-                        required=required,
-                        help="Ansible inventory (file, directory or plugin config); repeatable")
-    parser.add_argument("--limit", metavar="PATTERN",
-                        help="only hosts matching this Ansible host pattern")
-    parser.add_argument("--forks", metavar="N", type=int,
-                        help="hosts Ansible works on in parallel (Ansible's default: 5)")
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        metavar="INVENTORY",
+        action="append",
+        required=required,
+        help="Ansible inventory (file, directory or plugin config); repeatable",
+    )
+    parser.add_argument(
+        "--limit", metavar="PATTERN", help="only hosts matching this Ansible host pattern"
+    )
+    parser.add_argument(
+        "--forks",
+        metavar="N",
+        type=int,
+        help="hosts Ansible works on in parallel (Ansible's default: 5)",
+    )
 
 
 def out_dir(requested: str | None, verb: str) -> Path:
@@ -35,7 +46,10 @@ def out_dir(requested: str | None, verb: str) -> Path:
         path = Path(f"memcg-fix-{verb}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path}: exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot create it: {exc.strerror or exc}") from None
     return path
 
 
@@ -52,12 +66,17 @@ def progress_printer(quiet: bool = False):  # type: ignore[no-untyped-def]
             which = " (canary)" if state["batches"] == 1 else ""
             print(f"memcg-fix: batch {state['batches']}{which}", file=sys.stderr)
         elif event.kind == "reboot":
-            print(f"memcg-fix:   {terminal_safe(event.host)}: {terminal_safe(event.text)}",
-                  file=sys.stderr)
+            print(
+                f"memcg-fix:   {terminal_safe(event.host)}: {terminal_safe(event.text)}",
+                file=sys.stderr,
+            )
         elif event.kind == "host":
             state["hosts"] += 1
-            print(f"memcg-fix:   [{state['hosts']} done] {terminal_safe(event.host)}: "
-                  f"{terminal_safe(event.text)}", file=sys.stderr)
+            print(
+                f"memcg-fix:   [{state['hosts']} done] {terminal_safe(event.host)}: "
+                f"{terminal_safe(event.text)}",
+                file=sys.stderr,
+            )
 
     return show
 
@@ -98,8 +117,13 @@ def read_playbook(path: str, *, force: bool) -> tuple[str, PlaybookCheck, list[s
 def verify_signature(playbook: Path, signature: Path) -> tuple[bool, str]:
     """Verify a detached OpenPGP signature with gpg, when one sits next to the playbook."""
     try:
-        proc = subprocess.run(["gpg", "--batch", "--verify", str(signature), str(playbook)],
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            ["gpg", "--batch", "--verify", str(signature), str(playbook)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except FileNotFoundError:
         return False, "gpg is not installed"
     except subprocess.TimeoutExpired:
@@ -117,8 +141,9 @@ def decision_changes(recorded: PlaybookCheck, plan: Plan) -> list[str]:
     Anything new (a mitigation, other parameters, a host the plan did not
     know, a host that cannot be read now) is.
     """
-    fresh = {h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations]
-             for h in plan.hosts}
+    fresh: dict[str, list[dict[str, Any]]] = {
+        h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations] for h in plan.hosts
+    }
     unknown = {h.host: h.reason for h in plan.hosts if h.status == "unknown"}
     changes = []
     for host in sorted(set(fresh) | set(recorded.plan)):
@@ -131,8 +156,7 @@ def decision_changes(recorded: PlaybookCheck, plan: Plan) -> list[str]:
             changes.append(f"{host}: not in the plan")
             continue
         if any(m not in recorded.plan[host] for m in fresh[host]):
-            before = ", ".join(m["id"] for m in recorded.plan.get(host, [])) or "nothing"
-            after = ", ".join(m["id"] for m in fresh.get(host, [])) or (
-                "nothing" if host in fresh else "not in the inventory now")
+            before = ", ".join(str(m["id"]) for m in recorded.plan.get(host, [])) or "nothing"
+            after = ", ".join(str(m["id"]) for m in fresh[host]) or "nothing"
             changes.append(f"{host}: planned {before}, now {after}")
     return changes

@@ -25,11 +25,14 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
     """Facts -> plan -> playbook -> ``--check --diff``; everything kept in --out."""
     inventory = list(args.inventory)
     list_hosts(inventory, args.limit)
-    options = RenderOptions(batches=parse_batches(args.batches) if args.batches else DEFAULT_BATCHES)
+    options = RenderOptions(
+        batches=parse_batches(args.batches) if args.batches else DEFAULT_BATCHES
+    )
     out = out_dir(args.out, "plan")
     hosts, _facts_run = collect_facts(inventory, data_dir=out, limit=args.limit, forks=args.forks)
     (out / "facts.json").write_text(
-        json.dumps(document(hosts, __version__), indent=2, sort_keys=True) + "\n")
+        json.dumps(document(hosts, __version__), indent=2, sort_keys=True) + "\n"
+    )
     plan = policy_api.evaluate(policy, hosts, explain=args.explain)
     (out / "plan.json").write_text(render_plan(plan, "json", args.explain))
     (out / "plan.md").write_text(render_plan(plan, "markdown", args.explain))
@@ -40,25 +43,40 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
     if plan.has_mitigations:
         # The real dry run: the reviewed playbook itself, in check mode, all
         # hosts in one batch so that one host's failure hides no other's diff.
-        dry = run_playbook(playbook, inventory, data_dir=out, limit=args.limit, forks=args.forks,
-                           check=True, diff=True, ident="check",
-                           extravars={"memcg_fix_batches": ["100%"],
-                                      "memcg_fix_max_fail_percentage": 100})
+        dry = run_playbook(
+            playbook,
+            inventory,
+            data_dir=out,
+            limit=args.limit,
+            forks=args.forks,
+            check=True,
+            diff=True,
+            ident="check",
+            extravars={"memcg_fix_batches": ["100%"], "memcg_fix_max_fail_percentage": 100},
+        )
         if args.format == "markdown":
             sys.stdout.write("\n## Dry run (ansible-playbook --check --diff)\n\n")
             sys.stdout.write("\n".join(diffs_markdown_lines(dry)) + "\n")
         elif args.format == "table":
-            sys.stdout.write("\nDry run (ansible-playbook --check --diff): what apply would change\n")
+            sys.stdout.write(
+                "\nDry run (ansible-playbook --check --diff): what apply would change\n"
+            )
             sys.stdout.write(diffs_text(dry))
         for host in dry.failed_hosts:
             outcome = dry.hosts[host]
-            print(f"memcg-fix: dry run failed on {terminal_safe(host)} at "
-                  f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}",
-                  file=sys.stderr)
-    unknown = [h for h in plan.hosts if h.status == "unknown"]
-    for host in unknown:
-        print(f"memcg-fix: {terminal_safe(host.host)}: unknown, because "
-              f"{terminal_safe(host.reason)}", file=sys.stderr)
-    print(f"memcg-fix: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}",
-          file=sys.stderr)
+            print(
+                f"memcg-fix: dry run failed on {terminal_safe(host)} at "
+                f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}",
+                file=sys.stderr,
+            )
+    for unknown in (h for h in plan.hosts if h.status == "unknown"):
+        print(
+            f"memcg-fix: {terminal_safe(unknown.host)}: unknown, because "
+            f"{terminal_safe(unknown.reason)}",
+            file=sys.stderr,
+        )
+    print(
+        f"memcg-fix: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}",
+        file=sys.stderr,
+    )
     return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)

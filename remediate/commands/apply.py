@@ -55,25 +55,45 @@ exit codes:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "apply", help="run a reviewed playbook, canary first, then verify",
-        description=DESCRIPTION, epilog=EPILOG,
+        "apply",
+        help="run a reviewed playbook, canary first, then verify",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inventory_args(parser)
-    parser.add_argument("--playbook", metavar="FILE", required=True,
-                        help="the playbook 'memcg-fix plan -i' wrote")
-    parser.add_argument("--reboot-ok", action="store_true",
-                        help="consent to reboot hosts whose changes need it")
-    parser.add_argument("--batches", metavar="SIZES",
-                        help="override the playbook's batches, e.g. 1,10%%,25%% (first = canary)")
-    parser.add_argument("--policy", metavar="FILE",
-                        help="the policy the plan was made with (default: the shipped one)")
-    parser.add_argument("--force", action="store_true",
-                        help="run an edited playbook or a stale plan anyway (not recommended)")
-    parser.add_argument("--out", metavar="DIR",
-                        help="where to keep artifacts and the summary (default: ./memcg-fix-apply-TIME)")
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                        help="summary format on stdout (default: text)")
+    parser.add_argument(
+        "--playbook", metavar="FILE", required=True, help="the playbook 'memcg-fix plan -i' wrote"
+    )
+    parser.add_argument(
+        "--reboot-ok", action="store_true", help="consent to reboot hosts whose changes need it"
+    )
+    parser.add_argument(
+        "--batches",
+        metavar="SIZES",
+        help="override the playbook's batches, e.g. 1,10%%,25%% (first = canary)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="the policy the plan was made with (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run an edited playbook or a stale plan anyway (not recommended)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to keep artifacts and the summary (default: ./memcg-fix-apply-TIME)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="summary format on stdout (default: text)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
@@ -90,35 +110,52 @@ def run(args: argparse.Namespace) -> int:
     if recorded.policy_sha256 and policy.sha256 != recorded.policy_sha256 and not args.force:
         raise InputError(
             f"the playbook was planned with policy {recorded.policy_id} {recorded.policy_version} "
-            f"(sha256 {recorded.policy_sha256[:12]}...), not {args.policy or 'the default policy'}; "
-            "pass the same --policy (or --force)")
+            f"(sha256 {recorded.policy_sha256[:12]}...), "
+            f"not {args.policy or 'the default policy'}; pass the same --policy (or --force)"
+        )
     out = out_dir(args.out, "apply")
     show = progress_printer(args.quiet)
-    facts, _report = collect_facts(inventory, data_dir=out, limit=args.limit, forks=args.forks,
-                                   on_event=None)
+    facts, _report = collect_facts(
+        inventory, data_dir=out, limit=args.limit, forks=args.forks, on_event=None
+    )
     fresh = policy_api.evaluate(policy, facts)
-    changes = decision_changes(recorded, fresh) if fresh.fingerprint() != recorded.fingerprint else []
+    changes = (
+        decision_changes(recorded, fresh) if fresh.fingerprint() != recorded.fingerprint else []
+    )
     if changes:
-        message = ("the hosts' facts no longer match the playbook's plan "
-                   f"({recorded.fingerprint[:19]}...): " + "; ".join(changes[:5])
-                   + (f" and {len(changes) - 5} more" if len(changes) > 5 else ""))
+        message = (
+            "the hosts' facts no longer match the playbook's plan "
+            f"({recorded.fingerprint[:19]}...): "
+            + "; ".join(changes[:5])
+            + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+        )
         if not args.force:
             raise InputError(message + " (plan again, or use --force)")
         print(f"memcg-fix: warning: {message} (running anyway: --force)", file=sys.stderr)
     extravars: dict[str, object] = {"memcg_fix_reboot_ok": bool(args.reboot_ok)}
     if batches:
         extravars["memcg_fix_batches"] = list(batches)
-    report = run_playbook(Path(args.playbook), inventory, data_dir=out, limit=args.limit,
-                          forks=args.forks, extravars=extravars, on_event=show, ident="apply")
+    report = run_playbook(
+        Path(args.playbook),
+        inventory,
+        data_dir=out,
+        limit=args.limit,
+        forks=args.forks,
+        extravars=extravars,
+        on_event=show,
+        ident="apply",
+    )
     planned = [h for h, mitigations in recorded.plan.items() if mitigations and h in in_reach]
     rows = summarize(report, planned)
     title = "memcg-fix apply"
-    (out / "summary.json").write_text(summary_json(rows, {"playbook": args.playbook,
-                                                          "fingerprint": recorded.fingerprint}))
+    (out / "summary.json").write_text(
+        summary_json(rows, {"playbook": args.playbook, "fingerprint": recorded.fingerprint})
+    )
     (out / "summary.md").write_text(summary_markdown(rows, title, report))
     if args.format == "json":
-        sys.stdout.write(summary_json(rows, {"playbook": args.playbook,
-                                             "fingerprint": recorded.fingerprint}))
+        sys.stdout.write(
+            summary_json(rows, {"playbook": args.playbook, "fingerprint": recorded.fingerprint})
+        )
     elif args.format == "markdown":
         sys.stdout.write(summary_markdown(rows, title, report))
     else:

@@ -45,12 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a host root: mounted image, chroot or extracted sosreport; nothing outside "
         "DIR is read and no command is run",
     )
-    source.add_argument("-i", "--inventory", metavar="INVENTORY", action="append",
-                        help="collect from every host of this Ansible inventory (repeatable)")
+    source.add_argument(
+        "-i",
+        "--inventory",
+        metavar="INVENTORY",
+        action="append",
+        help="collect from every host of this Ansible inventory (repeatable)",
+    )
     parser.add_argument("--limit", metavar="PATTERN", help="with -i: an Ansible host pattern")
     parser.add_argument("--forks", metavar="N", type=int, help="with -i: hosts in parallel")
-    parser.add_argument("--out", metavar="DIR",
-                        help="with -i: keep ansible-runner's artifacts here (default: a temp dir)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="with -i: keep ansible-runner's artifacts here (default: a temp dir)",
+    )
     parser.add_argument("--host", metavar="NAME", help="name to report the host as")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
@@ -61,12 +69,16 @@ def _from_inventory(args: argparse.Namespace) -> list[HostFacts]:
 
     list_hosts(args.inventory, args.limit)
     if args.out:
-        hosts, _report = collect_facts(args.inventory, data_dir=Path(args.out), limit=args.limit,
-                                       forks=args.forks)
+        from ._fleet import out_dir
+
+        hosts, _report = collect_facts(
+            args.inventory, data_dir=out_dir(args.out, "detect"), limit=args.limit, forks=args.forks
+        )
         return hosts
     with tempfile.TemporaryDirectory(prefix="memcg-fix-detect-") as tmp:
-        hosts, _report = collect_facts(args.inventory, data_dir=Path(tmp), limit=args.limit,
-                                       forks=args.forks)
+        hosts, _report = collect_facts(
+            args.inventory, data_dir=Path(tmp), limit=args.limit, forks=args.forks
+        )
     return hosts
 
 
@@ -127,9 +139,7 @@ def render_table(hosts: Sequence[HostFacts]) -> str:
     for row in rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
-    notes = [
-        f"{h.host}: {u.fact}: {u.reason}" for h in hosts for u in h.unknown
-    ]
+    notes = [f"{h.host}: {u.fact}: {u.reason}" for h in hosts for u in h.unknown]
     text = "\n".join(lines) + "\n"
     if notes:
         text += "\nunknown:\n" + "\n".join(f"  {n}" for n in notes) + "\n"

@@ -34,18 +34,34 @@ exit codes: 0 written, 3 invalid plan or options, 1 internal error"""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "render", help="write the playbook for a saved plan",
-        description=DESCRIPTION, epilog=EPILOG,
+        "render",
+        help="write the playbook for a saved plan",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--plan", metavar="FILE", required=True,
-                        help="plan JSON from 'memcg-fix plan --format json'")
-    parser.add_argument("--out", metavar="FILE", default="-",
-                        help="where to write the playbook (default: stdout)")
-    parser.add_argument("--batches", metavar="SIZES", default=None,
-                        help="batch sizes, e.g. 1,10%%,25%% (the first batch is the canary)")
-    parser.add_argument("--max-fail-percentage", metavar="N", type=int, default=0,
-                        help="failed hosts tolerated per batch before the rollout stops (default 0)")
+    parser.add_argument(
+        "--plan",
+        metavar="FILE",
+        required=True,
+        help="plan JSON from 'memcg-fix plan --format json'",
+    )
+    parser.add_argument(
+        "--out", metavar="FILE", default="-", help="where to write the playbook (default: stdout)"
+    )
+    parser.add_argument(
+        "--batches",
+        metavar="SIZES",
+        default=None,
+        help="batch sizes, e.g. 1,10%%,25%% (the first batch is the canary)",
+    )
+    parser.add_argument(
+        "--max-fail-percentage",
+        metavar="N",
+        type=int,
+        default=0,
+        help="failed hosts tolerated per batch before the rollout stops (default 0)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +73,8 @@ def load_plan(path: str) -> Plan:
         raise InputError(f"plan not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a plan JSON file: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a plan JSON file: nested too deeply") from None
     return Plan.from_json(data)
 
 
@@ -69,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
         print(f"memcg-fix: wrote {args.out}", file=sys.stderr)
     return 0

@@ -39,21 +39,35 @@ exit codes:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "rollback", help="undo what apply did, byte for byte",
-        description=DESCRIPTION, epilog=EPILOG,
+        "rollback",
+        help="undo what apply did, byte for byte",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inventory_args(parser)
-    parser.add_argument("--playbook", metavar="FILE", required=True,
-                        help="the playbook that was applied")
-    parser.add_argument("--reboot-ok", action="store_true",
-                        help="consent to reboot hosts whose boot arguments changed")
-    parser.add_argument("--force", action="store_true",
-                        help="restore files edited since memcg-fix changed them; run an edited playbook")
-    parser.add_argument("--out", metavar="DIR",
-                        help="where to keep artifacts (default: ./memcg-fix-rollback-TIME)")
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                        help="summary format on stdout (default: text)")
+    parser.add_argument(
+        "--playbook", metavar="FILE", required=True, help="the playbook that was applied"
+    )
+    parser.add_argument(
+        "--reboot-ok",
+        action="store_true",
+        help="consent to reboot hosts whose boot arguments changed",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="restore files edited since memcg-fix changed them; run an edited playbook",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="where to keep artifacts (default: ./memcg-fix-rollback-TIME)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="summary format on stdout (default: text)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
@@ -65,11 +79,21 @@ def run(args: argparse.Namespace) -> int:
     inventory = list(args.inventory)
     in_reach = set(list_hosts(inventory, args.limit))
     out = out_dir(args.out, "rollback")
-    extravars = {"memcg_fix_state": "absent", "memcg_fix_reboot_ok": bool(args.reboot_ok),
-                 "memcg_fix_force": bool(args.force)}
-    report = run_playbook(Path(args.playbook), inventory, data_dir=out, limit=args.limit,
-                          forks=args.forks, extravars=extravars,
-                          on_event=progress_printer(args.quiet), ident="rollback")
+    extravars = {
+        "memcg_fix_state": "absent",
+        "memcg_fix_reboot_ok": bool(args.reboot_ok),
+        "memcg_fix_force": bool(args.force),
+    }
+    report = run_playbook(
+        Path(args.playbook),
+        inventory,
+        data_dir=out,
+        limit=args.limit,
+        forks=args.forks,
+        extravars=extravars,
+        on_event=progress_printer(args.quiet),
+        ident="rollback",
+    )
     planned = [h for h, mitigations in recorded.plan.items() if mitigations and h in in_reach]
     rows = summarize(report, planned, rollback=True)
     title = "memcg-fix rollback"
@@ -81,5 +105,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(summary_markdown(rows, title, report))
     else:
         sys.stdout.write(summary_text(rows, title))
-    failed = [r for r in rows if r.outcome in ("failed", "unreachable", "not-run", "reboot-required")]
+    failed = [
+        r for r in rows if r.outcome in ("failed", "unreachable", "not-run", "reboot-required")
+    ]
     return int(ExitCode.FAILED if failed else ExitCode.OK)

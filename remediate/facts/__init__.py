@@ -126,7 +126,7 @@ def load_facts_files(paths: Iterable[str | os.PathLike[str]]) -> list[HostFacts]
         where = str(path)
         try:
             with open(path, encoding="utf-8") as handle:
-                doc = json.load(handle)
+                doc = _read_json_object(handle, where)
         except FileNotFoundError:
             raise InputError(f"{where}: no such facts file") from None
         except IsADirectoryError:
@@ -134,22 +134,48 @@ def load_facts_files(paths: Iterable[str | os.PathLike[str]]) -> list[HostFacts]
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: not JSON ({exc.msg} at line {exc.lineno} column "
                              f"{exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: not a facts document: JSON nested too deeply") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{where}: cannot read: {exc}") from None
         if isinstance(doc, dict) and "hosts" not in doc and "host" in doc:
             doc = {"schema_version": SCHEMA_VERSION, "hosts": [doc]}
-        validate_document(doc, where)
-        for entry in doc["hosts"]:
-            name = entry["host"]
-            if name in seen:
-                raise InputError(f"{where}: host {name!r} is also in {seen[name]}")
-            seen[name] = where
-            hf = HostFacts.from_json(entry)
-            if hf.error is None and not _has_derived(hf.facts):
-                facts, unknown = derive(hf.facts, [u.to_json() for u in hf.unknown])
-                hf = HostFacts(host=hf.host, facts=facts, unknown=_unknowns(unknown))
-            hosts.append(hf)
+        try:
+            hosts.extend(_hosts_of(doc, where, seen))
+        except RecursionError:
+            # JSON that parses can still be nested deeper than copying it allows
+            raise InputError(f"{where}: not a facts document: JSON nested too deeply") from None
     return hosts
+
+
+def _hosts_of(doc: Any, where: str, seen: dict[str, str]) -> list[HostFacts]:
+    validate_document(doc, where)
+    hosts = []
+    for entry in doc["hosts"]:
+        name = entry["host"]
+        if name in seen:
+            raise InputError(f"{where}: host {name!r} is also in {seen[name]}")
+        seen[name] = where
+        hf = HostFacts.from_json(entry)
+        if hf.error is None and not _has_derived(hf.facts):
+            facts, unknown = derive(hf.facts, [u.to_json() for u in hf.unknown])
+            hf = HostFacts(host=hf.host, facts=facts, unknown=_unknowns(unknown))
+        hosts.append(hf)
+    return hosts
+
+
+def _read_json_object(handle: Any, where: str) -> Any:
+    """The JSON in ``handle``, refusing at once a file that cannot hold an object.
+
+    A facts file is a JSON object; anything else (binary data, a 1 GB file of
+    zeros) is refused after its first bytes instead of after reading it all.
+    The file is still read once, so a pipe works.
+    """
+    head = handle.read(4096)
+    first = head.lstrip()[:1]
+    if first and first not in "{[":
+        raise InputError(f"{where}: not a facts document: it does not start with a JSON object")
+    return json.loads(head + handle.read())
 
 
 def _has_derived(facts: Mapping[str, Any]) -> bool:

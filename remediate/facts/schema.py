@@ -205,4 +205,16 @@ def first_error(name: str, document: Any) -> tuple[str, str] | None:
     error = jsonschema.exceptions.best_match(reference_validator(name).iter_errors(document))
     if error is None:  # pragma: no cover - the compiled subset and jsonschema disagree
         return ("$", "does not match the schema")
-    return (error.json_path, error.message)
+    return (error.json_path, short_message(error))
+
+
+def short_message(error: jsonschema.exceptions.ValidationError, limit: int = 200) -> str:
+    """The error's message with the offending value shortened: a wrong ``hosts``
+    would otherwise quote the whole fleet in a one-line error."""
+    message = error.message
+    if len(message) <= limit:
+        return message
+    value = repr(error.instance)
+    if value in message:
+        return message.replace(value, value[:60] + "..." + value[-1:], 1)
+    return message[: limit - 3] + "..."

@@ -164,8 +164,23 @@ def section_cmdline(ctx):
     return ctx.cmdline
 
 
+def _text_or_unknown(ctx, path, fact):
+    """The text of ``path``; None when it does not exist, and an unknown ``fact``
+    when it exists but cannot be read (binary, too large, a FIFO, a link loop)."""
+    try:
+        return ctx.reader.read(path)
+    except SourceError as exc:
+        try:
+            present = os.path.lexists(ctx.reader.path(path))
+        except SourceError:
+            present = True  # a symlink loop on the way: something is there
+        if present:
+            ctx.missing(fact, exc)
+        return None
+
+
 def _default_grub(ctx):
-    text = _text_or_none(ctx, "/etc/default/grub")
+    text = _text_or_unknown(ctx, "/etc/default/grub", "boot.default_grub")
     files = []
     env = {}
     if text is not None:
@@ -177,7 +192,7 @@ def _default_grub(ctx):
         dropins = []
     for name in dropins:
         path = "/etc/default/grub.d/" + name
-        dropin = _text_or_none(ctx, path)
+        dropin = _text_or_unknown(ctx, path, "boot.default_grub")
         if dropin is not None:
             env = boot_parsers.parse_default_grub(dropin, env)
             files.append(path)

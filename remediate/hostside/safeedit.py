@@ -22,7 +22,6 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 import time

@@ -26,8 +26,14 @@ WATCHED = ("/etc", "/boot", "/var/lib", "/usr/local/sbin")
 
 
 def memcg_fix(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remediate", *args], capture_output=True,
-                          text=True, timeout=timeout, env=ansible_env(), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "remediate", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ansible_env(),
+        check=False,
+    )
 
 
 def checksums(targets):
@@ -65,16 +71,25 @@ def test_plan_shows_the_real_dry_run_changes_no_byte_and_writes_a_clean_playbook
     assert sorted(h["host"] for h in facts["hosts"]) == sorted(t.name for t in targets)
     # the playbook passes a syntax check and the production lint profile
     env = ansible_env({"ANSIBLE_ROLES_PATH": str(playbooks_dir() / "roles")})
-    syntax = subprocess.run([ansible_bin("ansible-playbook"), "--syntax-check", "-i",
-                             str(inventory), str(playbook)], capture_output=True, text=True,
-                            env=env, check=False)
+    syntax = subprocess.run(
+        [ansible_bin("ansible-playbook"), "--syntax-check", "-i", str(inventory), str(playbook)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
     # ansible-lint lives in the current-release venv only (a static check, the
     # same on every ansible-core line)
     if Path(ansible_bin("ansible-lint")).is_absolute():
-        lint = subprocess.run([ansible_bin("ansible-lint"), "--offline", "--profile",
-                               "production", str(playbook)], capture_output=True, text=True,
-                              env=env, check=False, cwd=tmp_path)
+        lint = subprocess.run(
+            [ansible_bin("ansible-lint"), "--offline", "--profile", "production", str(playbook)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            cwd=tmp_path,
+        )
         assert lint.returncode == 0, lint.stdout + lint.stderr
     # rendering the saved plan again gives the same bytes
     again = memcg_fix("render", "--plan", str(out / "plan.json"))
@@ -83,39 +98,63 @@ def test_plan_shows_the_real_dry_run_changes_no_byte_and_writes_a_clean_playbook
 
 
 def test_apply_changes_the_hosts_a_second_apply_changes_nothing_and_rollback_restores_them(
-        fleet, tmp_path):
+    fleet, tmp_path
+):
     targets, inventory = fleet
     before = checksums(targets)
     out = tmp_path / "plan"
     assert memcg_fix("plan", "-i", str(inventory), "--out", str(out)).returncode == 2
     playbook = str(out / "memcg-fix.yml")
 
-    first = memcg_fix("apply", "-i", str(inventory), "--playbook", playbook,
-                      "--out", str(tmp_path / "a1"), "--format", "json")
+    first = memcg_fix(
+        "apply",
+        "-i",
+        str(inventory),
+        "--playbook",
+        playbook,
+        "--out",
+        str(tmp_path / "a1"),
+        "--format",
+        "json",
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     summary = json.loads(first.stdout)
     assert {h["host"]: h["outcome"] for h in summary["hosts"]} == {
-        t.name: "verified" for t in targets}
+        t.name: "verified" for t in targets
+    }
     assert all("pam-lastlog" in h["changed"] for h in summary["hosts"])
     assert (tmp_path / "a1" / "artifacts" / "apply" / "job_events").is_dir()
     applied = checksums(targets)
     for t in targets:
         assert changed_paths(before[t.name], applied[t.name]), t.name
 
-    second = memcg_fix("apply", "-i", str(inventory), "--playbook", playbook,
-                       "--out", str(tmp_path / "a2"), "--format", "json")
+    second = memcg_fix(
+        "apply",
+        "-i",
+        str(inventory),
+        "--playbook",
+        playbook,
+        "--out",
+        str(tmp_path / "a2"),
+        "--format",
+        "json",
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert all(h["changed"] == [] for h in json.loads(second.stdout)["hosts"])
     assert checksums(targets) == applied
 
-    back = memcg_fix("rollback", "-i", str(inventory), "--playbook", playbook,
-                     "--out", str(tmp_path / "rb"))
+    back = memcg_fix(
+        "rollback", "-i", str(inventory), "--playbook", playbook, "--out", str(tmp_path / "rb")
+    )
     assert back.returncode == 0, back.stdout + back.stderr
     restored = checksums(targets)
     for t in targets:
         # byte for byte in /etc and /boot; /var/lib keeps memcg-fix's emptied backup store
-        diff = [p for p in changed_paths(before[t.name], restored[t.name])
-                if p.startswith(("/etc", "/boot", "/usr/local/sbin"))]
+        diff = [
+            p
+            for p in changed_paths(before[t.name], restored[t.name])
+            if p.startswith(("/etc", "/boot", "/usr/local/sbin"))
+        ]
         assert not diff, (t.name, diff)
 
 
@@ -167,8 +206,17 @@ def test_a_canary_lost_mid_run_is_reported_and_no_later_batch_starts(fleet, tmp_
 
     killer = threading.Thread(target=drop_canary)
     killer.start()
-    result = memcg_fix("apply", "-i", str(inventory), "--playbook", str(playbook),
-                       "--out", str(apply_out), "--format", "json")
+    result = memcg_fix(
+        "apply",
+        "-i",
+        str(inventory),
+        "--playbook",
+        str(playbook),
+        "--out",
+        str(apply_out),
+        "--format",
+        "json",
+    )
     killer.join()
     assert result.returncode == 4, result.stdout + result.stderr
     rows = {h["host"]: h for h in json.loads(result.stdout)["hosts"]}

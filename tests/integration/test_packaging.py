@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*.py"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.py"))
+    }
 
 
 def test_the_module_utils_symlink_is_the_one_source_of_host_code():
@@ -34,15 +36,29 @@ def test_the_module_utils_symlink_is_the_one_source_of_host_code():
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO), "-w",
-                    str(tmp / "dist")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            str(REPO),
+            "-w",
+            str(tmp / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp / "dist").glob("memcg_fix-*.whl")
     with zipfile.ZipFile(wheel) as archive:  # a checkout's bytecode never ships
         assert not [n for n in archive.namelist() if "__pycache__" in n or n.endswith(".pyc")]
     env_dir = tmp / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
-    subprocess.run([str(env_dir / "bin/pip"), "install", "-q", str(wheel)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(env_dir / "bin/pip"), "install", "-q", str(wheel)], check=True, capture_output=True
+    )
     return env_dir
 
 
@@ -62,11 +78,25 @@ def test_the_wheel_ships_policies_playbooks_and_an_identical_copy_of_the_host_co
 def test_the_installed_command_plans_from_a_facts_file_outside_the_checkout(installed, tmp_path):
     facts = REPO / "tests" / "data" / "facts"
     sample = next(iter(sorted(facts.glob("*.json"))))
-    proc = subprocess.run([str(installed / "bin" / "memcg-fix"), "plan", "--facts", str(sample)],
-                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        [str(installed / "bin" / "memcg-fix"), "plan", "--facts", str(sample)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode in (0, 2), proc.stderr
     assert "policy default" in proc.stdout
-    validate = subprocess.run([str(installed / "bin" / "memcg-fix"), "policy", "validate",
-                               str(REPO / "policies" / "default.yaml")], capture_output=True,
-                              text=True, cwd=tmp_path, check=False)
+    validate = subprocess.run(
+        [
+            str(installed / "bin" / "memcg-fix"),
+            "policy",
+            "validate",
+            str(REPO / "policies" / "default.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert validate.returncode == 0, validate.stderr

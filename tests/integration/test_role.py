@@ -24,34 +24,51 @@ NOKMEM = "cgroup.memory=nokmem"
 WATCHED = ("/etc", "/boot")
 
 
-def role_play(tmp_path: Path, mitigations: list[dict[str, Any]], name: str = "play.yml",
-              **role_vars: Any) -> Path:
-    play = [{
-        "name": "Apply memcg_remediate",
-        "hosts": "targets",
-        "gather_facts": False,
-        "roles": [{"role": "memcg_remediate",
-                   "vars": {"memcg_remediate_mitigations": mitigations, **role_vars}}],
-    }]
+def role_play(
+    tmp_path: Path, mitigations: list[dict[str, Any]], name: str = "play.yml", **role_vars: Any
+) -> Path:
+    play = [
+        {
+            "name": "Apply memcg_remediate",
+            "hosts": "targets",
+            "gather_facts": False,
+            "roles": [
+                {
+                    "role": "memcg_remediate",
+                    "vars": {"memcg_remediate_mitigations": mitigations, **role_vars},
+                }
+            ],
+        }
+    ]
     path = tmp_path / name
     path.write_text(yaml.safe_dump(play, sort_keys=False))
     return path
 
 
-def run_role(tmp_path: Path, inventory: Path, mitigations: list[dict[str, Any]], *,
-             check: bool = False, diff: bool = False, **role_vars: Any):
+def run_role(
+    tmp_path: Path,
+    inventory: Path,
+    mitigations: list[dict[str, Any]],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    **role_vars: Any,
+):
     play = role_play(tmp_path, mitigations, **role_vars)
     return run_playbook(play, inventory, check=check, diff=diff, env=ROLES_ENV)
 
 
 def grubby_args(target) -> list[str]:
     out = target.run(["grubby", "--info=ALL"], check=True).stdout.decode()
-    return [line.split("=", 1)[1].strip('"') for line in out.splitlines() if line.startswith("args=")]
+    return [
+        line.split("=", 1)[1].strip('"') for line in out.splitlines() if line.startswith("args=")
+    ]
 
 
 @pytest.mark.parametrize("kind", ["el7", "el8", "el9"])
 def test_nokmem_reaches_every_boot_entry_and_a_second_run_changes_nothing(
-        kind, target_factory, inventory_path, tmp_path):
+    kind, target_factory, inventory_path, tmp_path
+):
     (target,) = target_factory(kind, 1)
     inventory = inventory_path([target])
     first = run_role(tmp_path, inventory, [{"id": "nokmem", "params": {}}])
@@ -74,37 +91,50 @@ def test_nokmem_reaches_every_boot_entry_and_a_second_run_changes_nothing(
 
 
 def test_check_mode_changes_no_byte_and_shows_each_entry_before_and_after(
-        debian_target, el7_target, el8_target, el9_target, inventory_path, tmp_path):
+    debian_target, el7_target, el8_target, el9_target, inventory_path, tmp_path
+):
     targets = [debian_target, el7_target, el8_target, el9_target]
-    before = {t.name: t.tree_checksums(WATCHED + ("/var/lib",)) for t in targets}
-    result = run_role(tmp_path, inventory_path(targets),
-                      [{"id": "nokmem", "params": {}}, {"id": "pam-lastlog", "params": {}}],
-                      check=True, diff=True)
+    before = {t.name: t.tree_checksums((*WATCHED, "/var/lib")) for t in targets}
+    result = run_role(
+        tmp_path,
+        inventory_path(targets),
+        [{"id": "nokmem", "params": {}}, {"id": "pam-lastlog", "params": {}}],
+        check=True,
+        diff=True,
+    )
     assert result.returncode == 0, result.describe()
     for t in targets:
-        assert t.tree_checksums(WATCHED + ("/var/lib",)) == before[t.name], t.name
+        assert t.tree_checksums((*WATCHED, "/var/lib")) == before[t.name], t.name
     # grubby entries (EL) and the GRUB drop-in (Debian), before and after
-    assert f'quiet {NOKMEM}"' in result.output or f"quiet LANG=en_US.UTF-8 {NOKMEM}" in result.output
+    assert (
+        f'quiet {NOKMEM}"' in result.output or f"quiet LANG=en_US.UTF-8 {NOKMEM}" in result.output
+    )
     assert "+++ after: /etc/default/grub.d/99-memcg-fix.cfg" in result.output
     assert "pam_lastlog.so nowtmp showfailed noupdate" in result.output
 
 
-def test_pam_lastlog_goes_through_a_custom_authselect_profile(el8_target, el9_target,
-                                                              inventory_path, tmp_path):
+def test_pam_lastlog_goes_through_a_custom_authselect_profile(
+    el8_target, el9_target, inventory_path, tmp_path
+):
     targets = [el8_target, el9_target]
-    result = run_role(tmp_path, inventory_path(targets),
-                      [{"id": "pam-lastlog", "params": {"method": "noupdate"}}])
+    result = run_role(
+        tmp_path, inventory_path(targets), [{"id": "pam-lastlog", "params": {"method": "noupdate"}}]
+    )
     assert result.returncode == 0, result.describe()
     for t in targets:
         current = t.run(["authselect", "current", "--raw"], check=True).stdout.decode()
         assert current.split()[0] == "custom/memcg-fix"
         assert t.run(["authselect", "check"]).returncode == 0
         postlogin = t.read_file("/etc/pam.d/postlogin").decode()
-        lines = [line for line in postlogin.splitlines() if "pam_lastlog.so" in line
-                 and not line.lstrip().startswith("#")]
+        lines = [
+            line
+            for line in postlogin.splitlines()
+            if "pam_lastlog.so" in line and not line.lstrip().startswith("#")
+        ]
         assert lines and all("noupdate" in line.split() for line in lines), lines
-    again = run_role(tmp_path, inventory_path(targets),
-                     [{"id": "pam-lastlog", "params": {"method": "noupdate"}}])
+    again = run_role(
+        tmp_path, inventory_path(targets), [{"id": "pam-lastlog", "params": {"method": "noupdate"}}]
+    )
     assert again.changed() == 0, again.describe()
 
 
@@ -113,15 +143,15 @@ def test_pam_lastlog_refuses_when_authselect_check_fails(el9_target, inventory_p
     generated = "/etc/authselect/postlogin"
     el9_target.write_file(generated, el9_target.read_file(generated) + b"# local edit\n")
     before = el9_target.tree_checksums(("/etc",))
-    result = run_role(tmp_path, inventory_path([el9_target]),
-                      [{"id": "pam-lastlog", "params": {}}])
+    result = run_role(tmp_path, inventory_path([el9_target]), [{"id": "pam-lastlog", "params": {}}])
     assert result.returncode != 0
     assert "authselect check fails" in result.output
     assert el9_target.tree_checksums(("/etc",)) == before
 
 
-def test_rollback_restores_every_file_byte_for_byte(el7_target, debian_target,
-                                                   inventory_path, tmp_path):
+def test_rollback_restores_every_file_byte_for_byte(
+    el7_target, debian_target, inventory_path, tmp_path
+):
     targets = [el7_target, debian_target]
     before = {t.name: t.tree_checksums(WATCHED) for t in targets}
     inventory = inventory_path(targets)
@@ -135,34 +165,40 @@ def test_rollback_restores_every_file_byte_for_byte(el7_target, debian_target,
     assert rolled.returncode == 0, rolled.describe()
     for t in targets:
         after = t.tree_checksums(WATCHED)
-        changed = sorted(p for p in set(after) | set(before[t.name])
-                         if after.get(p) != before[t.name].get(p))
+        changed = sorted(
+            p for p in set(after) | set(before[t.name]) if after.get(p) != before[t.name].get(p)
+        )
         assert not changed, f"{t.name}: {changed}"
     again = run_role(tmp_path, inventory, [], memcg_remediate_state="absent")
     assert again.changed() == 0, again.describe()
 
 
-def test_an_id_outside_the_catalogue_is_refused_before_anything_runs(debian_target,
-                                                                    inventory_path, tmp_path):
+def test_an_id_outside_the_catalogue_is_refused_before_anything_runs(
+    debian_target, inventory_path, tmp_path
+):
     before = debian_target.tree_checksums(WATCHED)
-    result = run_role(tmp_path, inventory_path([debian_target]),
-                      [{"id": "rm-rf", "params": {}}])
+    result = run_role(tmp_path, inventory_path([debian_target]), [{"id": "rm-rf", "params": {}}])
     assert result.returncode != 0
     assert "rm-rf" in result.output
     assert debian_target.tree_checksums(WATCHED) == before
 
 
 def test_a_runc_no_package_owns_becomes_a_manual_step(debian_target, inventory_path, tmp_path):
-    debian_target.write_file("/usr/local/bin/runc",
-                             "#!/bin/sh\necho 'runc version 1.0.0-rc10'\n", mode=0o755)
-    result = run_role(tmp_path, inventory_path([debian_target]),
-                      [{"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}])
+    debian_target.write_file(
+        "/usr/local/bin/runc", "#!/bin/sh\necho 'runc version 1.0.0-rc10'\n", mode=0o755
+    )
+    result = run_role(
+        tmp_path,
+        inventory_path([debian_target]),
+        [{"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}],
+    )
     assert result.returncode == 0, result.describe()
     assert "/usr/local/bin/runc (version 1.0.0-rc10) comes from no package" in result.output
 
 
-def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(debian_target, inventory_path,
-                                                                  tmp_path):
+def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(
+    debian_target, inventory_path, tmp_path
+):
     import json
     import time
 
@@ -170,8 +206,12 @@ def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(debian_target, 
     lock = {"owner": "another-run", "since": time.time(), "pid": 1}
     debian_target.write_file("/var/lib/memcg-fix/lock", json.dumps(lock))
     before = debian_target.tree_checksums(WATCHED)
-    result = run_role(tmp_path, inventory_path([debian_target]),
-                      [{"id": "pam-lastlog", "params": {}}], memcg_remediate_lock_timeout=3)
+    result = run_role(
+        tmp_path,
+        inventory_path([debian_target]),
+        [{"id": "pam-lastlog", "params": {}}],
+        memcg_remediate_lock_timeout=3,
+    )
     assert result.returncode != 0
     assert "another memcg-fix run (another-run" in result.output
     assert debian_target.tree_checksums(WATCHED) == before
@@ -181,8 +221,9 @@ def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(debian_target, 
 
 def test_package_minimums_use_the_hosts_own_version_order(debian_target, inventory_path, tmp_path):
     # memcg_package_status compares with the target's own dpkg --compare-versions
-    installed = debian_target.run(["dpkg-query", "-W", "-f", "${Version}", "bash"],
-                                  check=True).stdout.decode()
+    installed = debian_target.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "bash"], check=True
+    ).stdout.decode()
     cases = {  # minimum -> is the installed bash at or above it?
         "1.0": True,
         installed: True,
@@ -191,22 +232,45 @@ def test_package_minimums_use_the_hosts_own_version_order(debian_target, invento
         "1:" + installed: False,  # an epoch outweighs everything after it
     }
     play = tmp_path / "status.yml"
-    play.write_text(yaml.safe_dump([{
-        "name": "Ask the host whether bash is new enough",
-        "hosts": "targets",
-        "gather_facts": False,
-        "tasks": [
-            {"name": f"Status {i}",
-             "memcg_package_status": {"name": "bash", "min_version": minimum},
-             "become": True, "register": f"status_{i}"}
-            for i, minimum in enumerate(cases)
-        ] + [{"name": "Show", "ansible.builtin.debug": {
-            "msg": "SATISFIED {{ [" + ", ".join(f"status_{i}" for i in range(len(cases)))
-                   + "] | map(attribute='satisfied') | list }}"}}],
-    }], sort_keys=False))
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Ask the host whether bash is new enough",
+                    "hosts": "targets",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": f"Status {i}",
+                            "memcg_package_status": {"name": "bash", "min_version": minimum},
+                            "become": True,
+                            "register": f"status_{i}",
+                        }
+                        for i, minimum in enumerate(cases)
+                    ]
+                    + [
+                        {
+                            "name": "Show",
+                            "ansible.builtin.debug": {
+                                "msg": "SATISFIED {{ ["
+                                + ", ".join(f"status_{i}" for i in range(len(cases)))
+                                + "] | map(attribute='satisfied') | list }}"
+                            },
+                        }
+                    ],
+                }
+            ],
+            sort_keys=False,
+        )
+    )
     role = playbooks_dir() / "roles" / "memcg_remediate"
-    result = run_playbook(play, inventory_path([debian_target]),
-                          env={"ANSIBLE_LIBRARY": str(role / "library"),
-                               "ANSIBLE_MODULE_UTILS": str(role / "module_utils")})
+    result = run_playbook(
+        play,
+        inventory_path([debian_target]),
+        env={
+            "ANSIBLE_LIBRARY": str(role / "library"),
+            "ANSIBLE_MODULE_UTILS": str(role / "module_utils"),
+        },
+    )
     assert result.returncode == 0, result.describe()
     assert f"SATISFIED {list(cases.values())}" in result.output

@@ -36,17 +36,36 @@ V1_DROPIN = "/etc/default/grub.d/98-test-cgroup-v1.cfg"
 
 
 def memcg_fix(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remediate", *args], capture_output=True,
-                          text=True, timeout=timeout, env=ansible_env(), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "remediate", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ansible_env(),
+        check=False,
+    )
 
 
 def efficacy(vm, n: int, tmp: str) -> dict:
     """Run the live efficacy arms inside the guest, on the tools the role installed."""
     vm.write_file(f"{tmp}/test_efficacy.py", EFFICACY.read_bytes())
-    proc = vm.run(["python3", f"{tmp}/test_efficacy.py", "--n", str(n), "--arms", "abcd",
-                   "--rmdir-cmd", "/usr/local/sbin/memcg-fix-rmdir",
-                   "--reaper-cmd", "/usr/local/sbin/memcg-fix-reaper",
-                   "--json", f"{tmp}/efficacy.json"], timeout=1800)
+    proc = vm.run(
+        [
+            "python3",
+            f"{tmp}/test_efficacy.py",
+            "--n",
+            str(n),
+            "--arms",
+            "abcd",
+            "--rmdir-cmd",
+            "/usr/local/sbin/memcg-fix-rmdir",
+            "--reaper-cmd",
+            "/usr/local/sbin/memcg-fix-reaper",
+            "--json",
+            f"{tmp}/efficacy.json",
+        ],
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stdout.decode()[-3000:] + proc.stderr.decode()[-3000:]
     return json.loads(vm.read_file(f"{tmp}/efficacy.json"))
 
@@ -69,8 +88,17 @@ def test_plan_apply_reboot_verify_then_nothing_to_do(vm_target, inventory_path, 
         assert (out / name).is_file(), name
 
     # -- apply without consent to reboot: the change lands, nothing reboots
-    first = memcg_fix("apply", "-i", str(inventory), "--playbook", str(playbook),
-                      "--policy", str(POLICY), "--out", str(tmp_path / "apply1"))
+    first = memcg_fix(
+        "apply",
+        "-i",
+        str(inventory),
+        "--playbook",
+        str(playbook),
+        "--policy",
+        str(POLICY),
+        "--out",
+        str(tmp_path / "apply1"),
+    )
     assert first.returncode == 4, first.stdout + first.stderr  # not verified: reboot pending
     assert "reboot-required" in first.stdout
     assert vm.boot_id() == boot0
@@ -87,11 +115,22 @@ def test_plan_apply_reboot_verify_then_nothing_to_do(vm_target, inventory_path, 
 
     # -- apply with consent: one reboot, then verification from fresh facts.
     # The test (not memcg-fix) also boots the guest into cgroup v1 this time.
-    vm.write_file(V1_DROPIN, 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX '
-                             'systemd.unified_cgroup_hierarchy=0"\n')
+    vm.write_file(
+        V1_DROPIN, 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX systemd.unified_cgroup_hierarchy=0"\n'
+    )
     vm.run(["update-grub"], check=True, timeout=600)
-    second = memcg_fix("apply", "-i", str(inventory), "--playbook", str(playbook),
-                       "--policy", str(POLICY), "--reboot-ok", "--out", str(tmp_path / "apply2"))
+    second = memcg_fix(
+        "apply",
+        "-i",
+        str(inventory),
+        "--playbook",
+        str(playbook),
+        "--policy",
+        str(POLICY),
+        "--reboot-ok",
+        "--out",
+        str(tmp_path / "apply2"),
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert "verified" in second.stdout
     assert vm.boot_id() != boot0
@@ -107,14 +146,23 @@ def test_plan_apply_reboot_verify_then_nothing_to_do(vm_target, inventory_path, 
     assert all(v1[arm]["ok"] for arm in "abcd"), v1
 
     # -- plan again: nothing to do
-    again = memcg_fix("plan", "-i", str(inventory), "--policy", str(POLICY),
-                      "--out", str(tmp_path / "plan2"))
+    again = memcg_fix(
+        "plan", "-i", str(inventory), "--policy", str(POLICY), "--out", str(tmp_path / "plan2")
+    )
     assert again.returncode == 0, again.stdout + again.stderr
 
     # -- put the shared VM back: rollback (consented reboot) and our own drop-in
     vm.run(["rm", "-f", V1_DROPIN], check=True)
-    back = memcg_fix("rollback", "-i", str(inventory), "--playbook", str(playbook),
-                     "--reboot-ok", "--out", str(tmp_path / "rollback"))
+    back = memcg_fix(
+        "rollback",
+        "-i",
+        str(inventory),
+        "--playbook",
+        str(playbook),
+        "--reboot-ok",
+        "--out",
+        str(tmp_path / "rollback"),
+    )
     assert back.returncode == 0, back.stdout + back.stderr
     assert NOKMEM not in vm.cmdline()
     assert "systemd.unified_cgroup_hierarchy=0" not in vm.cmdline()

@@ -39,7 +39,7 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys):
     parser = cli.build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     parser.set_defaults(func=explode)
-    for action in parser._subparsers._group_actions:  # noqa: SLF001 - test reaches in on purpose
+    for action in parser._subparsers._group_actions:  # the test reaches in on purpose
         for sub in action.choices.values():
             sub.set_defaults(func=explode)
     code = cli.main(["detect", "--local"])
@@ -51,6 +51,10 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys):
 
 
 def test_the_console_script_runs_as_a_module():
-    proc = subprocess.run([sys.executable, "-m", "remediate", "--version"], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "remediate", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("memcg-fix ")
