@@ -94,21 +94,31 @@ def parse_dpkg_status(text):
     >>> parse_dpkg_status("Package: runc\\nStatus: install ok installed\\nVersion: 1.1.5+ds1-1\\n\\nPackage: x\\nStatus: deinstall ok config-files\\nVersion: 1\\n")
     {'runc': '1.1.5+ds1-1'}
     """  # noqa: E501 (real sample lines)
+    # One stanza per package, fields at the start of a line (continuation
+    # lines start with a space): three substring searches per stanza instead
+    # of splitting every line of a status file that can hold thousands.
     packages = {}
-    stanza = {}
-    for line in text.splitlines() + [""]:  # noqa: RUF005 (no unpacking on Python 2.7)
-        if not line.strip():
-            if stanza.get("Package") and stanza.get("Version") and \
-                    stanza.get("Status", "").endswith(" installed"):
-                packages[stanza["Package"]] = stanza["Version"]
-            stanza = {}
-            continue
-        if line[0] in " \t":
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            stanza[key.strip()] = value.strip()
+    for stanza in text.replace("\r\n", "\n").split("\n\n"):
+        name = _dpkg_field(stanza, "Package")
+        version = _dpkg_field(stanza, "Version")
+        status = _dpkg_field(stanza, "Status") or ""
+        if name and version and status.endswith(" installed"):
+            packages[name] = version
     return packages
+
+
+def _dpkg_field(stanza, name):
+    """The value of field ``name`` in one deb822 stanza, or None."""
+    stanza = stanza.lstrip("\n")
+    if stanza.startswith(name + ":"):
+        start = len(name) + 1
+    else:
+        found = stanza.find("\n" + name + ":")
+        if found < 0:
+            return None
+        start = found + len(name) + 2
+    end = stanza.find("\n", start)
+    return stanza[start:end if end >= 0 else len(stanza)].strip()
 
 
 def debian_kernel_releases(packages):
