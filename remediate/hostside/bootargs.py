@@ -12,7 +12,8 @@ from __future__ import absolute_import
 import re
 
 # GRUB_CMDLINE_LINUX="..." / '...' / bare, optionally after "export "
-_ASSIGNMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+_ASSIGNMENT = re.compile(
+    r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 
 
 def tokens(text):
@@ -108,7 +109,8 @@ def edit_shell_assignment(text, name, transform):
     match = _ASSIGNMENT.match(line.rstrip("\r\n"))
     value, quote = _unquote_shell(match.group("value"))
     if value is None:
-        raise ValueError("%s is assigned a value too complex to edit safely: %s" % (name, line.strip()))
+        raise ValueError("%s is assigned a value too complex to edit safely: %s"
+                         % (name, line.strip()))
     new_value = transform(value)
     if new_value == value:
         return text

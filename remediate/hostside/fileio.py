@@ -54,11 +54,11 @@ def resolve_in_root(root, path, max_links=MAX_SYMLINKS):
             if resolved:
                 resolved.pop()
             continue
-        candidate = os.path.join(root, *(resolved + [part]))  # noqa: RUF005 (no unpacking on Python 2.7)
+        candidate = os.path.join(root, *(resolved + [part]))
         try:
             mode = os.lstat(candidate).st_mode
         except OSError:
-            return os.path.join(root, *(resolved + [part] + pending))  # noqa: RUF005 (no unpacking on Python 2.7)
+            return os.path.join(root, *(resolved + [part] + pending))
         if stat.S_ISLNK(mode):
             links += 1
             if links > max_links:
@@ -164,7 +164,7 @@ def run_command(argv, timeout=COMMAND_TIMEOUT, cap=MAX_READ_BYTES):
     try:
         try:
             proc = subprocess.Popen(
-                [executable] + list(argv[1:]), stdin=devnull, stdout=subprocess.PIPE,  # noqa: RUF005 (no unpacking on Python 2.7)
+                [executable] + list(argv[1:]), stdin=devnull, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, close_fds=True, env=env)
         except OSError as exc:
             raise SourceError("cannot run %s: %s" % (argv[0], _reason(exc)))

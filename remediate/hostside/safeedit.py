@@ -143,7 +143,8 @@ class Backups(object):
                 try:
                     loaded = json.loads(raw.decode("utf-8"))
                 except ValueError:
-                    raise EditError("backup manifest %s is corrupt; refusing to continue" % self.manifest_path)
+                    raise EditError("backup manifest %s is corrupt; refusing to continue"
+                                    % self.manifest_path)
                 if not isinstance(loaded, dict) or loaded.get("version") != MANIFEST_VERSION:
                     raise EditError("backup manifest %s has an unknown format" % self.manifest_path)
                 loaded.setdefault("files", {})
