@@ -27,6 +27,8 @@ apt_packages=(
   # test targets (tests/targets/build.py): podman's network stack when
   # recommends are skipped, and what debootstrap verifies the archive with
   netavark aardvark-dns debian-archive-keyring gpgv tar
+  iptables  # netavark (Debian 12) sets up the bridge network with it
+  gnupg  # gpg: tests sign and verify rendered playbooks (detached signatures)
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
