@@ -327,11 +327,13 @@ def _parse_failure(output: str) -> str | None:
     plugins' warnings before it do (2.16 wraps them over several lines, 2.19
     adds the offending lines after "<<< caused by >>>" or "Origin:").
     """
-    for chunk in re.split(r"\[WARNING\]:|\[ERROR\]:|ERROR!", output):
-        if "Failed to parse" in chunk:
-            text = re.split(r"<<<|Origin:|The offending line", chunk)[0]
-            return " ".join(text.split()).lstrip("* ")[:300]
-    return None
+    failures = [re.split(r"<<<|Origin:|The offending line", chunk)[0]
+                for chunk in re.split(r"\[WARNING\]:|\[ERROR\]:|ERROR!", output)
+                if "Failed to parse" in chunk]
+    # the auto plugin only says the file is no plugin configuration; prefer
+    # the plugin that tried to read it as an inventory
+    failures.sort(key=lambda text: "no root 'plugin' key" in text)
+    return " ".join(failures[0].split()).lstrip("* ")[:300] if failures else None
 
 
 def _last_line(path: Path) -> str:
