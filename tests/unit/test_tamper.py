@@ -314,12 +314,15 @@ def test_apply_refuses_an_edited_or_badly_signed_playbook_and_force_warns(
     env = ansible_env({"GNUPGHOME": str(reviewer)})
     edited = tmp_path / "edited.yml"
     edited.write_text(EDITS[4][1](rendered))  # the batches
-    refused = _memcg_fix("apply", "-i", str(UNREACHABLE), "--playbook", str(edited), env=env)
+    # (--out: a run that wrongly goes on must not litter the working directory)
+    refused = _memcg_fix("apply", "-i", str(UNREACHABLE), "--playbook", str(edited),
+                         "--out", str(tmp_path / "refused-1"), env=env)
     assert refused.returncode == 3
     [line] = refused.stderr.splitlines()
     assert line.startswith("memcg-fix: ") and "section 'apply play settings' was edited" in line
     _gpg(stranger, "--yes", "--armor", "--detach-sign", "--output", f"{signed}.asc", str(signed))
-    refused = _memcg_fix("apply", "-i", str(UNREACHABLE), "--playbook", str(signed), env=env)
+    refused = _memcg_fix("apply", "-i", str(UNREACHABLE), "--playbook", str(signed),
+                         "--out", str(tmp_path / "refused-2"), env=env)
     assert refused.returncode == 3
     [line] = refused.stderr.splitlines()
     assert "does not verify" in line and "No public key" in line
