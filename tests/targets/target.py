@@ -165,6 +165,45 @@ class ContainerTarget(Target):
         with _REGISTRY_LOCK:
             _STARTED_CONTAINERS.pop(self.name, None)
 
+    def host_pid(self) -> int:
+        """PID (in this machine's namespace) of the container's init."""
+        out = podman("inspect", "--format", "{{.State.Pid}}", self.name).stdout.decode()
+        pid = int(out.strip() or 0)
+        if pid <= 0:
+            raise TargetError(f"{self.name} is not running")
+        return pid
+
+    def in_namespaces(self, script: str, *, timeout: float = 60) -> str:
+        """Run a shell snippet in the container's mount and pid namespaces with
+        this machine's privileges; returns stdout (raises on failure).
+
+        A rootful podman container has no CAP_SYS_ADMIN, so nothing inside it
+        can mount. Faults a host can really have (/etc read-only, a full small
+        filesystem) are made from outside instead: the mount exists only in the
+        container's namespace, and the target's own processes get the kernel's
+        real EROFS / ENOSPC from it.
+        """
+        argv = ["nsenter", "--target", str(self.host_pid()), "--mount", "--pid", "--",
+                "/bin/sh", "-c", script]
+        proc = run(argv, check=False, timeout=timeout)
+        if proc.returncode != 0:
+            raise TargetError(f"{self.name}: in-namespace script failed (exit {proc.returncode}):"
+                              f" {script}\n{proc.stdout.decode(errors='replace')[-2000:]}")
+        return proc.stdout.decode()
+
+    def restart(self, timeout: float = 90) -> None:
+        """Stop every process of the container at once and boot it again (the
+        container's power cycle); the published ssh port stays the same."""
+        _close_control_socket(self.name)
+        podman("restart", "-t", "0", self.name, timeout=180)
+        mapping = podman("port", self.name, "22/tcp").stdout.decode().strip().splitlines()[0]
+        port = int(mapping.rsplit(":", 1)[1])
+        if port != self.port:
+            raise TargetError(f"{self.name}: ssh moved from port {self.port} to {port} "
+                              "after a restart; inventories written earlier are stale")
+        wait_for(lambda: ssh_works(TEST_USER, self.address, self.port, self.key_path), timeout,
+                 interval=0.3, what=f"sshd in {self.name} after a restart")
+
 
 def _start_one(kind: str, image: str, key: Path) -> ContainerTarget:
     name = f"{CONTAINER_PREFIX}{kind}-{random_suffix()}"

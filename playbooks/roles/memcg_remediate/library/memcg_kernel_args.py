@@ -145,7 +145,6 @@ class KernelArgs(object):
         self.backups = safeedit.Backups(module.params["backup_dir"])
         self.files = []
         self.diffs = []
-        self.entries_changed = False  # boot entries (not just config files) were changed
 
     # -- shared -------------------------------------------------------------
     def wanted(self, args):
@@ -223,7 +222,7 @@ class KernelArgs(object):
             self.files.append("boot entries")
             if not self.module.check_mode:
                 option = "--args=%s" % self.arg if self.present else "--remove-args=%s" % self.arg
-                self.entries_changed = True
+                self.begin_entry_change()
                 self.run([grubby, "--update-kernel=ALL", option])
         # The files the next grub2-mkconfig / kernel install build entries from.
         self.edit_assignment_file(DEFAULT_GRUB, "GRUB_CMDLINE_LINUX")
@@ -263,6 +262,7 @@ class KernelArgs(object):
                 "\n".join(entry_line(e, e["args"]) for e in self.preview(before)) + "\n"))
         if self.module.check_mode:
             return self.preview(before)
+        self.begin_entry_change()
         try:
             if self.present:
                 parent = os.path.dirname(dropin)
@@ -276,7 +276,6 @@ class KernelArgs(object):
                     os.unlink(dropin)
         except (safeedit.EditError, OSError) as exc:
             raise Failure("cannot change %s: %s" % (dropin, exc))
-        self.entries_changed = True
         updater = which("update-grub") or which("grub-mkconfig")
         if not updater:
             raise Failure("neither update-grub nor grub-mkconfig is installed")
@@ -288,6 +287,18 @@ class KernelArgs(object):
 
     def note_key(self):
         return "kernel_arg_added:" + self.arg
+
+    def begin_entry_change(self):
+        """Boot entries are about to change. When adding, remember it first:
+        a grubby or update-grub that fails half-way (or a host lost mid-run)
+        can leave some entries with the argument, and rollback only removes
+        what such a note says memcg-fix added."""
+        if self.present:
+            try:
+                self.backups.note(self.note_key(), True)
+            except (safeedit.EditError, OSError) as exc:
+                raise Failure("cannot record the change in %s: %s"
+                              % (self.backups.manifest_path, exc))
 
     def main(self):
         backend, major = pick_backend(self.module.params["backend"])
@@ -311,11 +322,10 @@ class KernelArgs(object):
                     "lack" if self.present else "have", self.arg,
                     ", ".join(str(e.get("kernel")) for e in missing)))
         changed = bool(self.files)
-        if self.entries_changed:
-            if self.present:
-                self.backups.note(self.note_key(), True)
-            else:
-                self.backups.forget_note(self.note_key())
+        if not self.present and not self.module.check_mode:
+            # every entry is free of the argument now (checked above), also
+            # when an earlier failed run had added it to none of them
+            self.backups.forget_note(self.note_key())
         all_wanted = not missing and bool(entries or not self.present)
         reboot_required = bool(all_wanted and self.reboot_required())
         return dict(

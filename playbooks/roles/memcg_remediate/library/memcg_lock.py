@@ -15,7 +15,12 @@ description:
     another owner holds it, the module waits up to I(timeout) seconds, then fails with a message
     naming the holder. A lock older than I(ttl) seconds is taken over (its run died).
   - C(released) removes the lock if this owner holds it.
-  - Re-acquiring a lock the same owner holds succeeds (a retried task).
+  - Re-acquiring a lock the same owner holds succeeds (a retried task) and records the current
+    boot again.
+  - The lock records the boot it was taken in (boot id and PID 1's start time, so a restarted
+    container counts as a new boot). A reboot or restart ends every process of the run that held
+    it, so a lock from an earlier boot is taken over, once this boot is older than the holder's
+    I(expect_reboot) window (0 unless the holder was rebooting the host on purpose).
   - In check mode no file is written: the module only waits while another run holds the lock, so
     a dry run never reads a half-applied host and still changes no byte.
 options:
@@ -24,6 +29,12 @@ options:
   path: {description: The lock file, type: path, default: /var/lib/memcg-fix/lock}
   timeout: {description: Seconds to wait for another run's lock, type: int, default: 300}
   ttl: {description: Age in seconds after which a lock is considered abandoned, type: int, default: 3600}
+  expect_reboot:
+    description:
+      - Seconds this run will wait for the host to come back from a reboot it starts now (its
+        reboot timeout). Until the new boot is that old, another run does not take the lock over.
+    type: int
+    default: 0
 author: memcg-fix
 """
 
@@ -53,7 +64,30 @@ def read_lock(path):
         return None
 
 
-def try_create(path, owner):
+def current_boot():
+    """(id of this boot, seconds since it began), or (None, None) when /proc
+    cannot tell. The id joins the kernel's boot id with PID 1's start time, so
+    a container restart (same kernel, new init) is a new boot too."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot_id = handle.read().strip()
+        with open("/proc/1/stat") as handle:
+            # starttime is field 22; fields are counted after "(comm)", which may hold spaces
+            started = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        age = uptime - started / float(os.sysconf("SC_CLK_TCK"))
+    except (IOError, OSError, ValueError, IndexError):
+        return None, None
+    return "%s:%d" % (boot_id, started), age
+
+
+def lock_record(owner, boot, expect_reboot):
+    return {"owner": owner, "since": time.time(), "pid": os.getpid(), "boot": boot,
+            "expect_reboot": expect_reboot}
+
+
+def try_create(path, record):
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
@@ -64,10 +98,41 @@ def try_create(path, owner):
             return False
         raise
     with os.fdopen(fd, "w") as handle:
-        json.dump({"owner": owner, "since": time.time(), "pid": os.getpid()}, handle)
+        json.dump(record, handle)
         handle.flush()
         os.fsync(handle.fileno())
     return True
+
+
+def rewrite(path, record):
+    """Replace our own lock atomically (same owner, new boot or reboot window)."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(record, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, path)
+
+
+def ended_with_its_boot(held, boot, age):
+    """The holder's boot is over, and so is any reboot window it announced."""
+    if not held.get("boot") or boot is None or held["boot"] == boot:
+        return False
+    try:
+        window = float(held.get("expect_reboot") or 0)
+    except (TypeError, ValueError):
+        window = 0.0
+    return age >= window
+
+
+def take_over(path, held):
+    """Remove an abandoned lock, unless it changed since we judged it."""
+    if read_lock(path) == held:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def main():
@@ -78,6 +143,7 @@ def main():
             path=dict(type="path", default="/var/lib/memcg-fix/lock"),
             timeout=dict(type="int", default=300),
             ttl=dict(type="int", default=3600),
+            expect_reboot=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -89,25 +155,30 @@ def main():
             os.unlink(p["path"])
         module.exit_json(changed=False, waited=0.0)
     while True:
+        boot, boot_age = current_boot()
+        record = lock_record(p["owner"], boot, p["expect_reboot"])
         if module.check_mode and not os.path.exists(p["path"]):
             module.exit_json(changed=False, waited=round(time.time() - started, 1))
         try:
-            if not module.check_mode and try_create(p["path"], p["owner"]):
+            if not module.check_mode and try_create(p["path"], record):
                 module.exit_json(changed=False, waited=round(time.time() - started, 1))
         except OSError as exc:
             module.fail_json(msg="cannot create lock %s: %s" % (p["path"], exc.strerror))
         held = read_lock(p["path"]) or {}
         if held.get("owner") == p["owner"]:
+            if not module.check_mode and (held.get("boot") != boot
+                                          or held.get("expect_reboot") != p["expect_reboot"]):
+                try:
+                    rewrite(p["path"], dict(record, since=held.get("since", record["since"])))
+                except (IOError, OSError) as exc:
+                    module.fail_json(msg="cannot update lock %s: %s" % (p["path"], exc.strerror))
             module.exit_json(changed=False, waited=round(time.time() - started, 1))
         age = time.time() - float(held.get("since") or 0)
-        if age > p["ttl"]:
+        if age > p["ttl"] or ended_with_its_boot(held, boot, boot_age):
             if module.check_mode:
                 module.exit_json(changed=False, waited=round(time.time() - started, 1))
-            # abandoned: replace atomically, then re-check who won a race
-            try:
-                os.unlink(p["path"])
-            except OSError:
-                pass
+            # abandoned: its run died (ttl) or every process of its boot is gone
+            take_over(p["path"], held)
             continue
         if time.time() - started >= p["timeout"]:
             module.fail_json(
