@@ -163,21 +163,32 @@ class _Collector:
                 self._emit("host", host, _summary_line(outcome))
         elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
             outcome = self._host(host)
-            outcome.status = "failed"
-            outcome.failed_task = task
-            outcome.error = _one_line(
+            error = _one_line(
                 res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
             )
-            self._emit("host", host, f"FAILED at '{task}': {outcome.error}")
+            _record_failure(outcome, "failed", task, error)
+            self._emit("host", host, f"FAILED at '{task}': {error}")
         elif kind == "runner_on_unreachable" and host:
             outcome = self._host(host)
-            outcome.status = "unreachable"
-            outcome.failed_task = task
-            outcome.error = "unreachable: " + _one_line(res.get("msg") or "")
-            self._emit("host", host, outcome.error)
+            error = "unreachable: " + _one_line(res.get("msg") or "")
+            _record_failure(outcome, "unreachable", task, error)
+            self._emit("host", host, error)
         elif kind == "runner_on_skipped" and host:
             self._host(host)
         return True  # keep the event in the artifacts
+
+
+def _record_failure(outcome: HostOutcome, status: str, task: str, error: str) -> None:
+    """Keep the first failure as the host's reason: a later one is usually
+    the clean-up (releasing the lock of a host that never came back from its
+    reboot) and would hide the cause."""
+    if outcome.status in ("failed", "unreachable") and outcome.error:
+        if "; then " not in outcome.error:
+            outcome.error += f"; then {status} at '{task}'"
+        return
+    outcome.status = status
+    outcome.failed_task = task
+    outcome.error = error
 
 
 def _one_line(text: Any) -> str:
@@ -363,8 +374,11 @@ def list_hosts(inventory: Sequence[str], limit: str | None = None) -> list[str]:
         ANSIBLE_LOCALHOST_WARNING="False",
     )
     try:
+        # stdin from /dev/null: ansible refuses a non-blocking stdin (one a
+        # parent process left in O_NONBLOCK), and it never needs ours here
         proc = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=300, check=False
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+            timeout=300, check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise InputError("reading the inventory took more than 300 s") from exc

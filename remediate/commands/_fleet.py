@@ -119,6 +119,7 @@ def verify_signature(playbook: Path, signature: Path) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
             ["gpg", "--batch", "--verify", str(signature), str(playbook)],
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,

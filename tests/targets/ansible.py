@@ -69,8 +69,9 @@ def run_playbook(playbook: Path | str, inventory: Path | str, *, check: bool = F
     if diff:
         argv.append("--diff")
     argv += extra_args or []
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          timeout=timeout, env=ansible_env(env), check=False)
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout, env=ansible_env(env),
+                          check=False)
     output = proc.stdout.decode(errors="replace")
     stats = {}
     for match in RECAP.finditer(output):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,21 @@ def test_the_console_script_runs_as_a_module():
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("memcg-fix ")
+
+
+def test_a_non_blocking_stdin_does_not_stop_reading_the_inventory(tmp_path):
+    """CI runners and parents that leave stdin in O_NONBLOCK (qemu does) made
+    ansible-inventory refuse to run; memcg-fix gives it /dev/null instead."""
+    inventory = tmp_path / "empty.yml"
+    inventory.write_text("all:\n  hosts: {}\n")
+    read_end, write_end = os.pipe()
+    try:
+        os.set_blocking(read_end, False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "remediate", "detect", "-i", str(inventory)],
+            stdin=read_end, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert proc.returncode == 3
+    assert proc.stderr == f"memcg-fix: the inventory {inventory} matches no host\n"
