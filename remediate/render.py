@@ -169,6 +169,9 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
     apply = {
         "name": APPLY_PLAY,
         "hosts": PLANNED_GROUP,
+        # group_by fills the group in whatever order hosts answer; batches
+        # (and so the canary) follow host names, as the header says
+        "order": "sorted",
         "gather_facts": False,
         "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
         "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default("
@@ -228,6 +231,8 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         f"{summary['reboots']} need a reboot, {summary['unknown']} unknown",
         f"# batches: {', '.join(str(b) for b in options.batches)} "
         f"(first batch is the canary); max_fail_percentage: {options.max_fail_percentage}",
+        "# hosts run in name order: the canary is the first planned host below"
+        + (" (with --limit, the first one the limit keeps)" if len(planned) > 1 else ""),
         "# order on each host: kernel-upgrade, nokmem, pam-lastlog, runc-upgrade,",
         "#   reclaim-before-rmdir, drop-caches, then reboot (only with consent), then verify",
         "#",

@@ -47,6 +47,7 @@ class HostOutcome:
     status: str = "skipped"  # ok, changed, failed, unreachable, skipped
     error: str | None = None
     failed_task: str | None = None
+    then: str | None = None  # what failed next (the clean-up after the first failure)
     result: dict[str, Any] = field(default_factory=dict)  # the role's report task
     diffs: list[Diff] = field(default_factory=list)
     module_results: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -183,8 +184,8 @@ def _record_failure(outcome: HostOutcome, status: str, task: str, error: str) ->
     the clean-up (releasing the lock of a host that never came back from its
     reboot) and would hide the cause."""
     if outcome.status in ("failed", "unreachable") and outcome.error:
-        if "; then " not in outcome.error:
-            outcome.error += f"; then {status} at '{task}'"
+        if outcome.then is None:
+            outcome.then = f"{status} at '{task}'"
         return
     outcome.status = status
     outcome.failed_task = task

@@ -68,7 +68,8 @@ def _summary(host: str, o: HostOutcome | None, rollback: bool) -> HostSummary:
     steps = "; ".join(r.get("manual_steps") or ())
     if o.status in ("failed", "unreachable"):
         where = f" at '{o.failed_task}'" if o.failed_task else ""
-        return HostSummary(host, o.status, changed, o.rebooted, False, f"{o.error}{where}")
+        then = f"; then {o.then}" if o.then else ""
+        return HostSummary(host, o.status, changed, o.rebooted, False, f"{o.error}{where}{then}")
     if r.get("reboot_required"):
         return HostSummary(
             host,

@@ -72,6 +72,9 @@ def memcg_fix(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[
 @pytest.fixture
 def own_vm(tmp_path: Path) -> Iterator[VmTarget]:
     vm = create_vm(tmp_path / "vm")
+    # batches follow host names: this name sorts before every container's,
+    # so the VM is the canary
+    vm.name = vm.name.replace("-vm-", "-0vm-")
     try:
         vm.start()
         yield vm
@@ -106,7 +109,8 @@ def kill_once_the_reboot_began(vm: VmTarget, apply: subprocess.Popen[str]) -> No
 def test_a_host_killed_during_its_reboot_stops_the_rollout_and_rolls_back(
         own_vm, debian_target, inventory_path, tmp_path):
     vm, later = own_vm, debian_target
-    # the VM first: it is the canary; the container is the next batch
+    assert vm.name < later.name
+    # the VM is the canary (its name sorts first); the container is the next batch
     inventory = inventory_path([vm, later],
                                extra_vars={"memcg_remediate_reboot_timeout": REBOOT_TIMEOUT})
     policy = tmp_path / "policy.yaml"

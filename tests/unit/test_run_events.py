@@ -8,7 +8,10 @@ the role's clean-up task finds the host unreachable.
 
 from __future__ import annotations
 
-from remediate.run import _Collector
+from pathlib import Path
+
+from remediate.run import RunReport, _Collector
+from remediate.runreport import summarize
 
 HOST = "db-1"
 
@@ -27,8 +30,14 @@ def test_the_first_failure_stays_the_reason_and_later_ones_are_added():
     outcome = collect.hosts[HOST]
     assert outcome.status == "failed"
     assert outcome.failed_task == "Reboot to activate the changes"
-    assert outcome.error == ("Timed out waiting for last boot time check (timeout=60); "
-                             "then unreachable at 'Release the host-side memcg-fix lock'")
+    assert outcome.error == "Timed out waiting for last boot time check (timeout=60)"
+    assert outcome.then == "unreachable at 'Release the host-side memcg-fix lock'"
+    report = RunReport(rc=2, status="failed", artifacts_dir=Path("."), hosts={HOST: outcome})
+    (row,) = summarize(report, [HOST])
+    assert row.outcome == "failed"
+    assert row.detail == ("Timed out waiting for last boot time check (timeout=60) at 'Reboot to"
+                          " activate the changes'; then unreachable at 'Release the host-side"
+                          " memcg-fix lock'")
 
 
 def test_an_unreachable_host_is_reported_as_such():
