@@ -64,6 +64,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _blocking_stdin() -> None:
+    """Every test starts with a blocking stdin. A child that sets its stdin
+    non-blocking and is killed before it restores it (ssh under a timeout)
+    would otherwise make every later ansible-playbook that inherits it refuse
+    to start. memcg-fix itself does not depend on this (tests/unit/test_cli.py
+    runs it with a non-blocking stdin)."""
+    try:
+        os.set_blocking(0, True)
+    except OSError:
+        pass  # no stdin at all
+
+
 @pytest.fixture
 def _container_batch(request: pytest.FixtureRequest) -> Iterator[dict[str, ContainerTarget]]:
     """Starts, in parallel, every container fixture the test asks for."""

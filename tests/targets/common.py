@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 LAYOUTS = HERE / "layouts"
@@ -57,6 +57,14 @@ def cache_dir() -> Path:
     return path
 
 
+def _stdin(data: bytes | None) -> dict[str, Any]:
+    """``input=data``, or /dev/null of the child's own. Never the inherited
+    stdin: ssh makes its stdin non-blocking and, when a timeout kills it,
+    leaves it so, and every later ansible-playbook sharing that stdin then
+    refuses to start ("Ansible requires blocking IO")."""
+    return {"input": data} if data is not None else {"stdin": subprocess.DEVNULL}
+
+
 def run(
     cmd: Sequence[str | os.PathLike[str]],
     *,
@@ -71,7 +79,7 @@ def run(
     try:
         proc = subprocess.run(
             argv,
-            input=input,
+            **_stdin(input),
             env=env,
             timeout=timeout,
             stdout=subprocess.PIPE if capture else None,
@@ -243,7 +251,8 @@ def ssh_works(user: str, address: str, port: int, key: Path) -> bool:
     try:
         proc = subprocess.run(
             [*ssh_argv(user, address, port, key, connect_timeout=5), "true"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=30, check=False)
     except subprocess.TimeoutExpired:
         return False
     return proc.returncode == 0

@@ -27,6 +27,7 @@ from tests.targets.common import (
     CONTAINER_PREFIX,
     TEST_USER,
     TargetError,
+    _stdin,
     podman,
     podman_env,
     random_suffix,
@@ -72,7 +73,7 @@ class Target:
         """Run cmd as root on the target; stdout and stderr captured apart."""
         argv = self._root_argv(cmd)
         try:
-            proc = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+            proc = subprocess.run(argv, **_stdin(input), capture_output=True, timeout=timeout,
                                   env=self._root_env(), check=False)
         except subprocess.TimeoutExpired as exc:
             raise TargetError(
@@ -114,8 +115,8 @@ class Target:
     def ssh(self, command: str, *, user: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
         """Run a command over ssh as a login user (tester by default)."""
-        return subprocess.run([*self.ssh_command(user), command], capture_output=True,
-                              timeout=timeout, check=False)
+        return subprocess.run([*self.ssh_command(user), command], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout, check=False)
 
 
 def _inventory_vars(name: str, kind: str, address: str, port: int, key: Path) -> dict[str, Any]:
@@ -140,8 +141,8 @@ def _close_control_socket(name: str) -> None:
     sock = _CONTROL_DIR / name
     if sock.exists():
         subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "x"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-                       check=False)
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=10, check=False)
         sock.unlink(missing_ok=True)
 
 
