@@ -44,26 +44,7 @@ LOCK_TASK = "Take the host-side memcg-fix lock"
 GATE = "/run/memcg-fix-test-gate"
 BUSY = "/run/memcg-fix-test-grubby-busy"
 
-SITE_POLICY = """\
-id: concurrency-site
-version: "1.0.0"
-description: nokmem on every EL boot entry and pam_lastlog quiet.
-rules:
-  - id: site-nokmem
-    description: The site keeps kmem accounting off on its EL hosts.
-    when:
-      distro: [centos, rocky]
-      nokmem_everywhere: false
-    mitigations:
-      - id: nokmem
-  - id: site-pam-lastlog
-    description: pam_lastlog must not write from inside login sessions.
-    when:
-      pam_lastlog: {active: true, writes_any: true}
-    mitigations:
-      - id: pam-lastlog
-        params: {method: noupdate}
-"""
+SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "el-site.yaml"
 
 GATED_GRUBBY = f"""#!/bin/sh
 # Test wrapper around the grubby stand-in: a boot-entry update waits while the
@@ -152,7 +133,7 @@ def planned_el7(el7_target, tmp_path):
     """An EL7 host, its reviewed plan (nokmem + pam-lastlog) and its originals."""
     target = el7_target
     policy = tmp_path / "site-policy.yaml"
-    policy.write_text(SITE_POLICY)
+    policy.write_bytes(SITE_POLICY.read_bytes())
     inventory = write_inventory([target], tmp_path / "inventory.yml")
     rc, out, err = Background("plan", "-i", str(inventory), "--policy", str(policy),
                               "--out", str(tmp_path / "plan"), log=tmp_path / "plan").finish()

@@ -61,30 +61,7 @@ FILLER = "/etc/pam.d/.test-filler"  # (not .memcg-fix-*: those are leftovers)
 # what the tests themselves put on a host to make a fault (not memcg-fix's doing)
 HARNESS_PATHS = ("/etc/grubby-standin", FILLER)
 
-# An operator's site policy: nokmem on every EL boot entry (the default policy
-# plans it only for el7 kernels that honour it, and these containers run this
-# machine's kernel), and pam_lastlog quiet everywhere.
-SITE_POLICY = """\
-id: fault-site
-version: "1.0.0"
-description: >-
-  nokmem on every EL boot entry and pam_lastlog quiet on every host.
-rules:
-  - id: site-nokmem
-    description: The site keeps kmem accounting off on its EL hosts.
-    when:
-      distro: [centos, rocky]
-      nokmem_everywhere: false
-    mitigations:
-      - id: nokmem
-  - id: site-pam-lastlog
-    description: pam_lastlog must not write from inside login sessions.
-    when:
-      pam_lastlog: {active: true, writes_any: true}
-    mitigations:
-      - id: pam-lastlog
-        params: {method: noupdate}
-"""
+SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "el-site.yaml"
 
 # The files memcg-fix itself writes for these mitigations, per kind; the
 # complete new version of each is computed from the original below.
@@ -174,7 +151,7 @@ def make_fleet(target_factory, tmp_path):
     def make(kind: str) -> Fleet:
         hosts = target_factory(kind, 3)
         policy = tmp_path / "site-policy.yaml"
-        policy.write_text(SITE_POLICY)
+        policy.write_bytes(SITE_POLICY.read_bytes())
         inventory = write_inventory(hosts, tmp_path / "inventory.yml")
         plan = memcg_fix("plan", "-i", str(inventory), "--policy", str(policy),
                          "--out", str(tmp_path / "plan"))

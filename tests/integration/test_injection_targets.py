@@ -34,25 +34,15 @@ import yaml
 from markdown_it import MarkdownIt
 
 from remediate import render as render_mod
+from tests.injection_corpus import injection_strings
 from tests.targets.ansible import ansible_env
 
 pytestmark = pytest.mark.containers
 
 REPO = Path(__file__).resolve().parents[2]
-STRINGS = REPO / "tests" / "data" / "injection" / "strings.txt"
 WATCHED = ("/etc", "/boot", "/usr/local/sbin")
 
 
-def injection_strings(marker: str) -> list[tuple[str, str]]:
-    """``[(name, string)]`` from the corpus (the same reading as tests/unit/test_injection.py)."""
-    out = []
-    for line in STRINGS.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _sep, raw = line.partition(": ")
-        text = re.sub(r"\\(n|\\)", lambda m: "\n" if m.group(1) == "n" else "\\", raw)
-        out.append((name, text.replace("MARKER", marker)))
-    return out
 
 
 def memcg_fix(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -51,26 +51,16 @@ from remediate import render as render_mod
 from remediate.facts.model import Unknown
 from remediate.hostside import cgroupfs, rmdir
 from remediate.plan import HostPlan, Plan, PlannedMitigation, PolicyRef
+from tests.injection_corpus import injection_strings
 from tests.targets.ansible import ansible_bin, ansible_env
 
 REPO = Path(__file__).resolve().parents[2]
-STRINGS = REPO / "tests" / "data" / "injection" / "strings.txt"
 BASES = yaml.safe_load((REPO / "policies" / "cases" / "_bases.yaml").read_text())
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"
 # What the Jinja string "{{ 'memcg-fix-' ~ 'evaluated' }}" becomes if anything templates it
 EVALUATED = "memcg-fix-evaluated"
 
 
-def injection_strings(marker: str) -> list[tuple[str, str]]:
-    """``[(name, string)]`` from the corpus, with MARKER replaced by ``marker``."""
-    out = []
-    for line in STRINGS.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _sep, raw = line.partition(": ")
-        text = re.sub(r"\\(n|\\)", lambda m: "\n" if m.group(1) == "n" else "\\", raw)
-        out.append((name, text.replace("MARKER", marker)))
-    return out
 
 
 @pytest.fixture
