@@ -151,6 +151,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     left = targets_mod.leftovers()
     if left:
         targets_mod.clean_leftovers()
+    targets_mod.remove_cgroup_parent()
+    if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = ("test targets left behind (removed now, but a fixture did not clean "
                    "up): " + ", ".join(left))

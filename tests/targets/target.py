@@ -413,3 +413,20 @@ def clean_leftovers() -> None:
     with _REGISTRY_LOCK:
         _STARTED_CONTAINERS.clear()
         _STARTED_VMS.clear()
+
+
+def remove_cgroup_parent() -> None:
+    """Remove the containers' --cgroup-parent where it is empty. podman leaves
+    it (and its conmon child) in every controller after the last container is
+    gone; rmdir refuses a cgroup that still has tasks or children, so nothing
+    in use is touched."""
+    name = CGROUP_PARENT.strip("/")
+    root = Path("/sys/fs/cgroup")
+    for parent in [root / name, *root.glob(f"*/{name}")]:
+        if not parent.is_dir():
+            continue
+        for cgroup in sorted(parent.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            try:
+                cgroup.rmdir()
+            except OSError:
+                pass  # busy: a container (or molecule's) still runs there
