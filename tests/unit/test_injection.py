@@ -39,7 +39,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from remediate.facts.model import Unknown
 from remediate.hostside import cgroupfs, rmdir
 from remediate.plan import HostPlan, Plan, PlannedMitigation, PolicyRef
 from tests.injection_corpus import injection_strings
+from tests.rendered_html import RenderedHtml
 from tests.targets.ansible import ansible_bin, ansible_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -283,38 +283,6 @@ def test_hostile_params_and_names_stay_data_even_in_a_hand_made_plan(marker, tmp
 
 # --- the Markdown report ---------------------------------------------------------
 
-class _Html(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attrs: list[str] = []
-        self.rows: list[list[str]] = []
-        self.text: list[str] = []
-        self._row: list[str] | None = None
-        self._cell = False
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend(name for name, _ in attrs)
-        if tag == "tr":
-            self._row = []
-        if tag in ("td", "th") and self._row is not None:
-            self._row.append("")
-            self._cell = True
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._cell = False
-        if tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._row and self._cell:
-            self._row[-1] += data
-
-
 def _shown(text: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
@@ -322,7 +290,7 @@ def _shown(text: str) -> str:
 def test_the_markdown_report_shows_every_string_escaped(hostile_run):
     html = MarkdownIt("commonmark").enable("table").enable("strikethrough").render(
         hostile_run["markdown"])
-    parsed = _Html()
+    parsed = RenderedHtml()
     parsed.feed(html)
     allowed = {"h1", "h2", "h3", "p", "strong", "ul", "li", "ol", "table", "thead", "tbody",
                "tr", "th", "td"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from remediate import policy as policy_api
 from remediate.facts.model import HostFacts
 from remediate.plan import Plan
 from remediate.report import md, render, terminal_safe, to_json, to_markdown, to_table
+from tests.rendered_html import RenderedHtml
 
 REPO = Path(__file__).resolve().parents[3]
 ADVERSARIAL = REPO / "tests" / "data" / "facts" / "adversarial.json"
@@ -33,45 +33,13 @@ def plan() -> Plan:
     return policy_api.evaluate(policy_api.load_default(), hosts)
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attrs: list[str] = []
-        self.rows: list[list[str]] = []  # the text of each cell, per table row
-        self.text: list[str] = []
-        self._row: list[str] | None = None
-        self._in_cell = False
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend(name for name, _ in attrs)
-        if tag == "tr":
-            self._row = []
-        if tag in ("td", "th") and self._row is not None:
-            self._row.append("")
-            self._in_cell = True
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._in_cell = False
-        if tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._row and self._in_cell:
-            self._row[-1] += data
-
-
 def _shown(text: str) -> str:
     """What a value looks like once rendered: non-printable characters become spaces."""
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
-def _html(markdown: str) -> _Tags:
-    parser = _Tags()
+def _html(markdown: str) -> RenderedHtml:
+    parser = RenderedHtml()
     parser.feed(MarkdownIt("commonmark").enable("table").enable("strikethrough").render(markdown))
     return parser
 
