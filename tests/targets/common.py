@@ -57,7 +57,7 @@ def cache_dir() -> Path:
     return path
 
 
-def _stdin(data: bytes | None) -> dict[str, Any]:
+def child_stdin(data: bytes | None) -> dict[str, Any]:
     """``input=data``, or /dev/null of the child's own. Never the inherited
     stdin: ssh makes its stdin non-blocking and, when a timeout kills it,
     leaves it so, and every later ansible-playbook sharing that stdin then
@@ -79,7 +79,7 @@ def run(
     try:
         proc = subprocess.run(
             argv,
-            **_stdin(input),
+            **child_stdin(input),
             env=env,
             timeout=timeout,
             stdout=subprocess.PIPE if capture else None,

@@ -27,7 +27,7 @@ from tests.targets.common import (
     CONTAINER_PREFIX,
     TEST_USER,
     TargetError,
-    _stdin,
+    child_stdin,
     podman,
     podman_env,
     random_suffix,
@@ -73,7 +73,7 @@ class Target:
         """Run cmd as root on the target; stdout and stderr captured apart."""
         argv = self._root_argv(cmd)
         try:
-            proc = subprocess.run(argv, **_stdin(input), capture_output=True, timeout=timeout,
+            proc = subprocess.run(argv, **child_stdin(input), capture_output=True, timeout=timeout,
                                   env=self._root_env(), check=False)
         except subprocess.TimeoutExpired as exc:
             raise TargetError(
