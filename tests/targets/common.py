@@ -28,7 +28,9 @@ STANDINS = HERE / "standins"
 
 KINDS = ("debian", "el7", "el8", "el9")
 CONTAINER_PREFIX = "memcg-fix-test-"
-IMAGE_PREFIX = "localhost/memcg-fix-target-"
+# Overridable so two checkouts that build different recipes side by side do
+# not prune each other's images (each build drops the other tags of its kind).
+IMAGE_PREFIX = os.environ.get("MEMCG_FIX_IMAGE_PREFIX", "localhost/memcg-fix-target-")
 CGROUP_PARENT = "/memcg-fix-test-podman"
 TEST_USER = "tester"
 
