@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .. import catalogue
 from .. import policy as policy_api
 from ..errors import ExitCode
+from ..text import shown
+from . import tell
 
 DESCRIPTION = """\
 Work with policies: 'validate' checks policy files against the shipped schema
@@ -65,9 +66,10 @@ def run_validate(args: argparse.Namespace) -> int:
         if policy is None:
             failed += 1
             for problem in problems:
-                print(f"memcg-fix: {problem}", file=sys.stderr)
+                tell(problem)
             continue
-        print(f"{name}: ok (policy {policy.id} {policy.version}, {len(policy.rules)} rules)")
+        print(shown(f"{name}: ok (policy {policy.id} {policy.version}, "
+                    f"{len(policy.rules)} rules)"))
     return int(ExitCode.INVALID if failed else ExitCode.OK)
 
 

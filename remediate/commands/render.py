@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..plan import Plan
 from ..render import DEFAULT_BATCHES, RenderOptions, parse_batches, render
+from ..text import shown
 
 DESCRIPTION = """\
 Turn a plan saved with 'memcg-fix plan --format json' into one playbook file
@@ -94,5 +95,6 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
-        print(f"memcg-fix: wrote {args.out}", file=sys.stderr)
+        # on stdout, which the playbook did not take: stderr is for errors
+        print(f"wrote {shown(args.out)}")
     return 0

@@ -152,11 +152,11 @@ def _hosts_of(doc: Any, where: str, seen: dict[str, str]) -> list[HostFacts]:
     validate_document(doc, where)
     hosts = []
     for entry in doc["hosts"]:
-        name = entry["host"]
+        hf = HostFacts.from_json(entry)
+        name = hf.host
         if name in seen:
             raise InputError(f"{where}: host {name!r} is also in {seen[name]}")
         seen[name] = where
-        hf = HostFacts.from_json(entry)
         if hf.error is None and not _has_derived(hf.facts):
             facts, unknown = derive(hf.facts, [u.to_json() for u in hf.unknown])
             hf = HostFacts(host=hf.host, facts=facts, unknown=_unknowns(unknown))
