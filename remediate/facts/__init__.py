@@ -225,6 +225,8 @@ def _read_json_object(handle: Any, where: str, budget: _Budget) -> Any:
     raw = handle.read(4096)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    elif raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{where}: cannot read: it is UTF-16; save it as UTF-8")
     first = raw.lstrip()[:1]
     if first and first not in b"{[":
         raise InputError(f"{where}: not a facts document: it does not start with a JSON object")
