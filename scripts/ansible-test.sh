@@ -45,4 +45,7 @@ fi
 pythons=$(find /root/.pyenv/versions -maxdepth 2 -name bin -type d 2>/dev/null | sort | paste -sd: -)
 export PATH="$venv/bin:$virtualenv_env/bin${pythons:+:$pythons}:$PATH"
 cd "$here/playbooks/collections/ansible_collections/memcg_fix/remediate"
-exec ansible-test "$@"
+# tests/output is ansible-test's scratch space (a virtualenv among others):
+# it must not stay in the collection, which the wheel and the galaxy build ship
+trap 'rm -rf tests/output' EXIT
+ansible-test "$@"
