@@ -206,7 +206,9 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
         # (and so the canary) follow host names, as the header says
         "order": "sorted",
         "gather_facts": False,
-        "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
+        # verify changes nothing: every host in one batch, so each one is judged
+        "serial": "{{ ['100%'] if (memcg_fix_stage | default('all')) == 'verify' else "
+        "memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
         "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default("
         + str(options.max_fail_percentage)
         + ") }}",
