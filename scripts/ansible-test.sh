@@ -47,5 +47,16 @@ export PATH="$venv/bin:$virtualenv_env/bin${pythons:+:$pythons}:$PATH"
 cd "$here/playbooks/collections/ansible_collections/memcg_fix/remediate"
 # tests/output is ansible-test's scratch space (a virtualenv among others):
 # it must not stay in the collection, which the wheel and the galaxy build ship
-trap 'rm -rf tests/output' EXIT
-ansible-test "$@"
+log=$(mktemp)
+trap 'rm -rf tests/output "$log"' EXIT
+rc=0
+ansible-test "$@" >"$log" 2>&1 || rc=$?
+# ansible-test's own lines, without pip's chatter while it installs requirements
+grep -v -E '^( *(Looking in|Collecting|Downloading|Processing|Installing collected|Successfully|Requirement already|Attempting uninstall|Found existing|Uninstalling|Using cached)|WARNING: Location| *━)' "$log" || true
+# a test it could not run (no virtualenv for a Python, ...) is only a
+# warning to ansible-test; here it fails the run
+if [[ $rc -eq 0 ]] && grep -q '^WARNING: Skipping' "$log"; then
+  echo "ansible-test skipped a test (see WARNING: Skipping above)" >&2
+  rc=1
+fi
+exit "$rc"
