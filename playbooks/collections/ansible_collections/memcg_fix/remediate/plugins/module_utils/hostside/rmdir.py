@@ -664,4 +664,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the command line (python -m ...): its exit status, not a module's exit_json
+    raise SystemExit(main())

@@ -48,8 +48,8 @@ def test_a_lock_older_than_its_ttl_is_taken_over(run_module, tmp_path):
     held["since"] = time.time() - 7200
     with open(path, "w") as handle:
         json.dump(held, handle)
-    _result, failed = run_module(memcg_lock, state="acquired", owner="run-2", path=path, ttl=3600,
-                                timeout=0)
+    _result, failed = run_module(memcg_lock, state="acquired", owner="run-2", path=path,
+                                 ttl=3600, timeout=0)
     assert not failed
     with open(path) as handle:
         assert json.load(handle)["owner"] == "run-2"
@@ -66,7 +66,7 @@ def test_a_lock_from_an_earlier_boot_is_taken_over_after_its_reboot_window():
 def test_check_mode_writes_nothing(run_module, tmp_path):
     path = _lock(tmp_path)
     _result, failed = run_module(memcg_lock, state="acquired", owner="run-1", path=path,
-                                _ansible_check_mode=True)
+                                 _ansible_check_mode=True)
     assert not failed and not os.path.exists(os.path.dirname(path))
 
 

@@ -30,8 +30,8 @@ def test_check_mode_shows_the_diff_and_changes_nothing(run_module, tmp_path):
     assert target.read_bytes() == CHANGED
 
 
-def test_the_original_comes_back_byte_for_byte_and_a_second_run_changes_nothing(run_module,
-                                                                                 tmp_path):
+def test_the_original_comes_back_byte_for_byte_and_a_second_run_changes_nothing(
+        run_module, tmp_path):
     target, backups = _changed_by_memcg_fix(tmp_path)
     result, failed = run_module(memcg_restore, backup_dir=backups)
     assert not failed and result["changed"] is True
