@@ -298,9 +298,11 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
             lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
         if host.status == "unknown":
-            lines.append(
-                f"# host {one_line(json.dumps(host.host))}: unknown, because "
-                f"{one_line(host.reason or 'its facts could not be read')} (not changed)"
+            # wrapped: a reason (an ssh or sudo error) can be long
+            lines += _wrapped(
+                f"# host {one_line(json.dumps(host.host))}: ",
+                f"unknown, because {one_line(host.reason or 'its facts could not be read')}"
+                " (not changed)",
             )
     lines.append("#")
     for name, digest in sections.items():
