@@ -159,7 +159,10 @@ class _Collector:
             if str(data.get("task_action", "")).endswith("reboot") and res.get("rebooted"):
                 self._emit("reboot", host, f"rebooted and back in {res.get('elapsed', '?')} s")
             recorded = _recorded_result(data, res, host)
-            if recorded is not None:  # the role's set_stats: progress now, the report later
+            if recorded is not None:
+                # the role's set_stats task: progress now; the run's recorded
+                # stats replace this at the end (kept if the run never ends)
+                outcome.result = recorded
                 self._emit("host", host, _summary_line(recorded))
         elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
             outcome = self._host(host)

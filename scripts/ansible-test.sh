@@ -48,7 +48,7 @@ cd "$here/playbooks/collections/ansible_collections/memcg_fix/remediate"
 # tests/output is ansible-test's scratch space (a virtualenv among others):
 # it must not stay in the collection, which the wheel and the galaxy build ship
 log=$(mktemp)
-trap 'rm -rf tests/output "$log"' EXIT
+trap 'rm -rf tests/output "$log"; find tests plugins -name __pycache__ -prune -exec rm -rf {} +' EXIT
 rc=0
 ansible-test "$@" >"$log" 2>&1 || rc=$?
 # ansible-test's own lines, without pip's chatter while it installs requirements

@@ -104,3 +104,18 @@ def test_a_run_without_recorded_stats_has_no_results(tmp_path):
     (events / "1-a.json").write_text('{"event": "playbook_on_start"}')
     (events / "2-b.json").write_text("{not json")
     assert recorded_stats(tmp_path) == {}
+
+
+def test_a_run_that_ends_before_its_stats_keeps_what_each_host_recorded():
+    """The set_stats task's own event (its shape as ansible-core reports it)
+    gives the host's result before the run's final stats, which a killed
+    run never writes."""
+    collect = _Collector(None)
+    result = {"changed": ["nokmem"], "verified": False, "reboot_required": True}
+    collect({"event": "runner_on_ok", "event_data": {
+        "host": HOST, "task": "Add the result to the run's stats (memcg_fix_results)",
+        "task_action": "ansible.builtin.set_stats",
+        "res": {"changed": False, "ansible_stats": {
+            "data": {RESULTS_STAT: {HOST: result}}, "per_host": False, "aggregate": True}}}})
+    assert collect.hosts[HOST].result == result
+    assert collect.hosts[HOST].reboot_required
