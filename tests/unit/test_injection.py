@@ -435,7 +435,9 @@ UNSAFE_YAML = {"load_all", "full_load", "full_load_all", "unsafe_load", "unsafe_
 def _python_sources() -> list[Path]:
     files = [*(REPO / "remediate").rglob("*.py"), *(REPO / "tests" / "targets").rglob("*.py")]
     collection = collection_dir()
-    files += [p for p in collection.rglob("*.py") if "module_utils" not in p.parts]  # remediate/
+    # module_utils is remediate/hostside; tests/output is ansible-test's scratch space
+    files += [p for p in collection.rglob("*.py")
+              if "module_utils" not in p.parts and "output" not in p.relative_to(collection).parts]
     for path in (REPO / "tests" / "targets" / "standins").iterdir():
         if path.is_file() and path.read_bytes().startswith(b"#!/usr/bin/env python"):
             files.append(path)

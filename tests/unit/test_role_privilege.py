@@ -66,7 +66,7 @@ NO_ROOT = {
     "ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
     "ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
     "ansible.builtin.include_role", "ansible.builtin.group_by", "ansible.builtin.meta",
-    "ansible.builtin.fail", "ansible.builtin.stat",
+    "ansible.builtin.fail", "ansible.builtin.stat", "ansible.builtin.set_stats",
     # rpm -q / dpkg-query, `runc --version` and uname: readable by any user
     OURS + "memcg_package_status",
 }
