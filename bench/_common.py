@@ -34,12 +34,8 @@ CONTROLLER_ACTIONS = frozenset({
 
 
 def short_action(action: str | None) -> str:
-    """``ansible.legacy.memcg_facts`` -> ``memcg_facts``."""
-    name = str(action or "")
-    for prefix in ("ansible.builtin.", "ansible.legacy."):
-        if name.startswith(prefix):
-            return name[len(prefix):]
-    return name
+    """``ansible.legacy.ping`` or ``memcg_fix.remediate.memcg_facts`` -> the plugin's name."""
+    return str(action or "").rsplit(".", 1)[-1]
 
 
 def machine() -> dict[str, Any]:
@@ -87,16 +83,104 @@ class Timed:
 
 
 def timed_run(argv: Sequence[str], *, env: dict[str, str] | None = None,
-              timeout: float = 3600, cwd: Path | None = None) -> Timed:
+              timeout: float = 3600, cwd: Path | None = None, stdin: str = "") -> Timed:
     """Run ``argv``; its wall time and the CPU time of it and its descendants."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(list(argv), env=env, capture_output=True, text=True,
+    proc = subprocess.run(list(argv), env=env, capture_output=True, text=True, input=stdin,
                           timeout=timeout, cwd=cwd, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Timed(wall, cpu, proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float  # user + system of the command and every descendant it waited for
+    returncode: int
+    stdout_path: Path
+    stderr: str
+    max_rss_kb: int  # the largest single process of the command's tree (wait4)
+    peak_tree_pss_kb: int  # the command's whole process tree, sampled (PSS: shared pages split)
+
+
+def _children_of() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8") as handle:
+                # the command name may hold spaces and parentheses: split after the last ")"
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_pss_kb(root: int) -> int:
+    """Proportional set size of ``root`` and all its descendants, in KiB."""
+    children = _children_of()
+    pending, total = [root], 0
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path: Path,
+                 timeout: float = 7200, sample_seconds: float = 1.0) -> Measured:
+    """Run ``argv`` with stdout to a file; its wall and CPU time and its memory.
+
+    Memory is the peak RSS of the largest single process of the command's
+    tree (from wait4, exact) and the peak PSS of the whole tree, sampled every
+    ``sample_seconds`` from /proc (shared pages of forked workers counted once).
+    """
+    import tempfile
+    import threading
+
+    peak = [0]
+    done = threading.Event()
+    with open(stdout_path, "w", encoding="utf-8") as out, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err)
+
+        def sample() -> None:
+            while not done.wait(sample_seconds):
+                peak[0] = max(peak[0], tree_pss_kb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+            done.set()
+            sampler.join()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        err.seek(0)
+        stderr = err.read()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(wall, cpu, proc.returncode, stdout_path, stderr, usage.ru_maxrss,
+                    peak[0])
 
 
 def summary(values: Iterable[float]) -> dict[str, float]:

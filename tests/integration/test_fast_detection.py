@@ -6,9 +6,11 @@ against the ``memcg_facts`` module (``--via module``), on real targets.
   (two of them with Ansible's interpreter discovery instead of a set
   interpreter) and the VM.
 * A host where the raw path cannot work (no Python, a broken login shell,
-  unreachable) is reported with its reason and the others go on; a noexec
-  /tmp and a chatty login shell do not matter, and nothing is written on
-  the host.
+  unreachable) is reported with its reason and the others go on; a
+  read-only root and /tmp, a chatty login shell and a sudo that requires a
+  terminal do not matter.
+* The command sudo logs on the host stays short (the collector comes on
+  stdin).
 
 Identical documents need a host that holds still between the runs. Three
 sources are host-wide and move all the time on this shared machine
@@ -111,6 +113,13 @@ def test_both_paths_give_byte_identical_documents_on_every_container_kind(
     module, raw = held_still_documents(inventory)
 
     assert_identical(module, raw)
+    # sudo logs each command in full: the module's is a line, and so is ours
+    # (the collector came on stdin, not in the command)
+    journal = "journalctl -q --no-pager -o cat | wc -c"
+    before = int(debian_target.sh(journal))
+    detect(inventory, "raw")
+    grown = int(debian_target.sh(journal)) - before
+    assert grown < 4096, debian_target.sh("journalctl -q --no-pager -o cat | tail -20")
     document = json.loads(raw)
     by_host = {entry["host"]: entry for entry in document["hosts"]}
     assert sorted(by_host) == sorted(t.name for t in targets)
@@ -149,6 +158,10 @@ def test_hosts_the_raw_path_cannot_read_are_unknown_with_the_reason_and_the_run_
     assert b"Welcome" in chatty.ssh("true").stdout  # bash reads it for ssh commands
     # sudo itself leaves ~/.sudo_as_admin_successful on a user's first use
     assert chatty.ssh("sudo -n true").returncode == 0
+    # a sudo that refuses commands without a terminal: the collector cannot
+    # come on stdin, so it comes inside the command
+    chatty.write_file("/etc/sudoers.d/requiretty", "Defaults requiretty\n", mode=0o440)
+    assert b"must have a tty" in chatty.ssh("sudo -n true").stderr
     # nothing is written on the host: its root filesystem is read-only, and
     # /tmp a read-only, noexec tmpfs (a host whose disk went read-only after
     # an error is one to read, not to give up on)

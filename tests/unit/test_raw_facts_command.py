@@ -45,21 +45,24 @@ def _load_action() -> ModuleType:
 action = _load_action()
 
 
-def run_command(command: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)
+def run_command(shipped: tuple[str, bytes | None],
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    command, in_data = shipped
+    proc = subprocess.run(["/bin/sh", "-c", command], input=in_data or b"",
+                          capture_output=True, timeout=120, env=env, check=False)
     tried = "(test)"
-    result: dict[str, Any] = action.parse_output(proc.returncode, proc.stdout, proc.stderr,
-                                                 tried)
+    result: dict[str, Any] = action.parse_output(
+        proc.returncode, proc.stdout.decode(), proc.stderr.decode(), tried)
     return result
 
 
-def shipped(interpreter: list[str] | None, root: str = "/",
-            fallback: list[str] | None = None) -> str:
+def shipped(interpreter: list[str] | None, root: str = "/", fallback: list[str] | None = None,
+            on_stdin: bool = True) -> tuple[str, bytes | None]:
     assert action._SHIPPED is not None, action._LOAD_ERROR
     payload, bootstrap = action._SHIPPED
-    command: str = action.remote_command(interpreter, fallback or [], payload, bootstrap, root)
-    return command
+    result: tuple[str, bytes | None] = action.remote_command(
+        interpreter, fallback or [], payload, bootstrap, root, on_stdin=on_stdin)
+    return result
 
 
 def _sos_tree(root: Path) -> None:
@@ -79,14 +82,15 @@ def _sos_tree(root: Path) -> None:
     (root / "sys/fs/cgroup/memory/kubepods").mkdir(parents=True)
 
 
+@pytest.mark.parametrize("on_stdin", [True, False], ids=["on-stdin", "in-the-command"])
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_command_runs_the_collector_exactly_on_every_target_python(
-        tmp_path: Path, python: str) -> None:
+        tmp_path: Path, python: str, on_stdin: bool) -> None:
     if not os.access(python, os.X_OK):
         pytest.skip(f"{python} is not on this machine")
     root = tmp_path / "sosreport"
     _sos_tree(root)
-    result = run_command(shipped([python], str(root)))
+    result = run_command(shipped([python], str(root), on_stdin=on_stdin))
     assert result.get("failed") is not True, result
     expected = collect(RootReader(str(root)))
     collector = result["facts"].pop("collector")
@@ -110,11 +114,22 @@ def test_the_interpreter_is_the_first_of_the_fallback_list_found(tmp_path: Path)
     assert result["facts"]["collector"]["python"] == "/root/.pyenv/versions/3.6.15/bin/python3.6"
 
 
-def test_the_command_fits_in_one_exec_argument_with_room_to_grow() -> None:
-    """Become wraps the whole command into one ``sh -c`` argument, and an
-    argument longer than MAX_ARG_STRLEN cannot be executed at all."""
-    command = shipped(["/usr/bin/python3"])
-    assert len(command.encode()) < MAX_ARG_STRLEN // 2, len(command)
+def test_the_command_is_short_and_fits_in_one_exec_argument_with_room_to_grow() -> None:
+    """sudo logs every command it runs in full (the collector on stdin keeps
+    that to a line or two), and become wraps the whole command into one
+    ``sh -c`` argument: one longer than MAX_ARG_STRLEN cannot run at all."""
+    command, in_data = shipped(["/usr/bin/python3"])
+    assert in_data is not None and len(command) < 400, command
+    searched, _ = shipped(None, fallback=["python3.13", "python3.12", "python3.11", "python3"])
+    assert len(searched) < 600, searched
+    inline, none = shipped(["/usr/bin/python3"], on_stdin=False)
+    assert none is None and len(inline.encode()) < MAX_ARG_STRLEN // 2, len(inline)
+
+
+def test_the_bootstrap_is_ascii() -> None:
+    """It travels on stdin to a Python whose locale may be C (Python 3.6: ASCII)."""
+    assert action._SHIPPED is not None
+    action._SHIPPED[1].encode("ascii")
 
 
 def test_a_host_without_python_is_a_one_line_reason() -> None:
@@ -134,8 +149,8 @@ def test_an_interpreter_that_is_not_python_fails_with_its_exit_code() -> None:
 def test_a_corrupt_payload_fails_with_the_reason_not_a_traceback() -> None:
     assert action._SHIPPED is not None
     bootstrap = action._SHIPPED[1]
-    command = action.remote_command(["/usr/bin/python3"], [], "bm90IHpsaWI=", bootstrap, "/")
-    result = run_command(command)
+    result = run_command(action.remote_command(["/usr/bin/python3"], [], "bm90IHpsaWI=",
+                                               bootstrap, "/"))
     assert result["failed"] is True
     assert result["msg"].startswith("the collector failed: error: ")
     assert "\n" not in result["msg"] and "Traceback" not in result["msg"]

@@ -5,9 +5,15 @@ The ``memcg_facts`` module costs what every module costs: a worker builds
 an AnsiballZ zip, the target starts Python, unpacks it and imports
 ``ansible.module_utils.basic``, and that is most of what detection costs
 (docs/benchmarks.md, P1). This action sends the same stdlib-only collector
-(``module_utils/hostside``) zlib-compressed inside one shell command, run by
+(``module_utils/hostside``, zlib-compressed) with one shell command, run by
 the connection like ``ansible.builtin.raw`` (become, any connection plugin),
 and returns exactly what ``memcg_facts`` returns.
+
+The collector goes on the command's stdin where the connection can carry it
+(as Ansible's pipelining sends a module), so the command itself, which sudo
+logs on the host in full, is a few hundred bytes; elsewhere it is inside the
+command (about 47 KB; a sudo with ``requiretty`` gets that form too, after
+refusing the first).
 
 The command finds the target's Python the way Ansible does: an explicit
 ``ansible_python_interpreter`` (or ``interpreter_python`` in the config),
@@ -48,6 +54,8 @@ FACTS_MARK = "MEMCG-FIX-FACTS "
 ERROR_MARK = "MEMCG-FIX-ERROR "
 NO_PYTHON_MARK = "MEMCG-FIX-NO-PYTHON"
 NO_PYTHON_RC = 127
+# sudo's refusal under "Defaults requiretty"
+_NEEDS_TTY = "must have a tty"
 _DISCOVERY_MODES = ("auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
 # -E: no PYTHON* variables of the login environment; -S: no site-packages
 # (the collector is stdlib only), which also saves a part of Python's start
@@ -97,25 +105,42 @@ except (OSError, UnicodeError) as exc:
     _LOAD_ERROR = f"cannot read the collector shipped with the collection: {exc}"
 
 
-def remote_command(interpreter: list[str] | None, fallback: list[str], payload: str,
-                   bootstrap: str, root: str) -> str:
-    """The one POSIX shell command that finds Python and prints the facts.
+# Python's part of the command when the collector comes on stdin: the first
+# line is the payload, the rest the bootstrap, run as the bootstrap's
+# ``-c BOOTSTRAP PAYLOAD ROOT`` would be (it reads sys.argv).
+STDIN_STUB = ('import sys;d=sys.stdin.read().split("\\n",1);sys.argv[1:1]=d[:1];'
+              'exec(compile(d[1],"<memcg-fix-bootstrap>","exec"))')
 
+
+def remote_command(interpreter: list[str] | None, fallback: list[str], payload: str,
+                   bootstrap: str, root: str, *, on_stdin: bool = True
+                   ) -> tuple[str, bytes | None]:
+    """The one POSIX shell command that finds Python and prints the facts, and
+    what to send on its stdin.
+
+    ``on_stdin``: the collector goes on stdin, as Ansible's pipelining sends
+    a module, and the command stays a few hundred bytes (sudo logs every
+    command it runs, in full); otherwise it is in the command itself.
     ``interpreter`` is the words of an explicit interpreter (``/usr/bin/env
     python3`` is two); ``None`` searches ``fallback`` in order, as Ansible's
     discovery does. Every word is quoted: nothing here is evaluated by the
     shell but the fixed script.
     """
-    arguments = " ".join(shlex.quote(word) for word in
-                         (*_PYTHON_FLAGS, "-c", bootstrap, payload, root))
+    if on_stdin:
+        python_args: tuple[str, ...] = (*_PYTHON_FLAGS, "-c", STDIN_STUB, root)
+        in_data: bytes | None = f"{payload}\n{bootstrap}".encode("ascii")
+    else:
+        python_args = (*_PYTHON_FLAGS, "-c", bootstrap, payload, root)
+        in_data = None
+    arguments = " ".join(shlex.quote(word) for word in python_args)
     give_up = f"echo {NO_PYTHON_MARK}; exit {NO_PYTHON_RC}"
     if interpreter:
         words = " ".join(shlex.quote(word) for word in interpreter)
         return (f"if command -v {shlex.quote(interpreter[0])} >/dev/null 2>&1; "
-                f"then exec {words} {arguments}; fi; {give_up}")
+                f"then exec {words} {arguments}; fi; {give_up}"), in_data
     candidates = " ".join(shlex.quote(name) for name in fallback)
     return (f'for p in {candidates}; do if command -v "$p" >/dev/null 2>&1; '
-            f'then exec "$p" {arguments}; fi; done; {give_up}')
+            f'then exec "$p" {arguments}; fi; done; {give_up}'), in_data
 
 
 def parse_output(rc: int, stdout: str, stderr: str, tried: str) -> dict[str, Any]:
@@ -171,8 +196,21 @@ class ActionModule(ActionBase):
             return {**result, **_failed(_LOAD_ERROR, 1)}
         payload, bootstrap = _SHIPPED
         interpreter, fallback, facts = self._interpreter(task_vars)
-        command = remote_command(interpreter, fallback, payload, bootstrap, args["root"] or "/")
-        run = self._low_level_execute_command(command)
+        root = args["root"] or "/"
+        connection = self._connection
+        # stdin where the connection carries it and the become method lets it
+        # through (Ansible's own condition for pipelining, whatever that setting)
+        on_stdin = bool(connection.has_pipelining
+                        and (not connection.become or connection.become.pipelining))
+        command, in_data = remote_command(interpreter, fallback, payload, bootstrap, root,
+                                          on_stdin=on_stdin)
+        run = self._low_level_execute_command(command, in_data=in_data)
+        if in_data is not None and _NEEDS_TTY in f"{run.get('stdout')}{run.get('stderr')}":
+            # sudo with requiretty refuses a command without a terminal: send
+            # the collector in the command instead (a second round trip, here only)
+            command, in_data = remote_command(interpreter, fallback, payload, bootstrap, root,
+                                              on_stdin=False)
+            run = self._low_level_execute_command(command)
         tried = shlex.join(interpreter) if interpreter else ", ".join(fallback)
         result.update(parse_output(run.get("rc") or 0, run.get("stdout") or "",
                                    run.get("stderr") or "", tried))

@@ -7,6 +7,10 @@ Python, in the one shell command it sends to the host::
 
     PYTHON -E -S -c "<this file>" PAYLOAD ROOT
 
+or, where the connection carries stdin (the usual case), with a one-line
+``-c`` stub that reads ``PAYLOAD`` and this file from stdin and runs it the
+same way, so that the command (which sudo logs) stays short.
+
 ``PAYLOAD`` is base64 of zlib of ``name NUL source NUL name NUL source ...``:
 the modules of ``plugins/module_utils/hostside`` that the collector imports.
 They are imported from memory as the package ``memcg_fix_host`` (the
