@@ -102,8 +102,9 @@ class Measured:
     returncode: int
     stdout_path: Path
     stderr: str
-    max_rss_kb: int  # the largest single process of the command's tree (wait4)
+    max_rss_kb: int  # the peak RSS of the largest process of the command's tree, sampled
     peak_tree_pss_kb: int  # the command's whole process tree, sampled (PSS: shared pages split)
+    largest_process: str  # the command line of that largest process
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -121,10 +122,15 @@ def _children_of() -> dict[int, list[int]]:
     return children
 
 
-def tree_pss_kb(root: int) -> int:
-    """Proportional set size of ``root`` and all its descendants, in KiB."""
+def tree_memory_kb(root: int) -> tuple[int, int, str]:
+    """(PSS of ``root`` and all its descendants, the largest VmHWM among them,
+    in KiB, and that process's command line).
+
+    PSS splits the pages forked workers share among them; VmHWM is a process's
+    own peak RSS since its exec.
+    """
     children = _children_of()
-    pending, total = [root], 0
+    pending, total, largest, name = [root], 0, 0, ""
     while pending:
         pid = pending.pop()
         pending.extend(children.get(pid, ()))
@@ -134,23 +140,34 @@ def tree_pss_kb(root: int) -> int:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1])
                         break
+            with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:") and int(line.split()[1]) > largest:
+                        largest = int(line.split()[1])
+                        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                            name = " ".join(os.path.basename(word) for word in
+                                            cmdline.read().decode(errors="replace")
+                                            .split("\0")[:3])[:80]
+                        break
         except OSError:
             continue
-    return total
+    return total, largest, name
 
 
 def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path: Path,
                  timeout: float = 7200, sample_seconds: float = 1.0) -> Measured:
     """Run ``argv`` with stdout to a file; its wall and CPU time and its memory.
 
-    Memory is the peak RSS of the largest single process of the command's
-    tree (from wait4, exact) and the peak PSS of the whole tree, sampled every
-    ``sample_seconds`` from /proc (shared pages of forked workers counted once).
+    Memory, sampled every ``sample_seconds`` from /proc: the peak RSS
+    (VmHWM) of the largest process of the command's tree, and the peak PSS
+    of the whole tree (shared pages of forked workers counted once). Not
+    wait4's ru_maxrss: a forked child inherits its parent's (this script's)
+    high-water mark across exec.
     """
     import tempfile
     import threading
 
-    peak = [0]
+    peak: list[Any] = [0, 0, ""]
     done = threading.Event()
     with open(stdout_path, "w", encoding="utf-8") as out, \
             tempfile.TemporaryFile("w+", encoding="utf-8") as err:
@@ -161,14 +178,17 @@ def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path
 
         def sample() -> None:
             while not done.wait(sample_seconds):
-                peak[0] = max(peak[0], tree_pss_kb(proc.pid))
+                pss, largest, name = tree_memory_kb(proc.pid)
+                peak[0] = max(peak[0], pss)
+                if largest > peak[1]:
+                    peak[1], peak[2] = largest, name
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
+            _pid, status, _usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
             done.set()
@@ -179,8 +199,8 @@ def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path
         err.seek(0)
         stderr = err.read()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(wall, cpu, proc.returncode, stdout_path, stderr, usage.ru_maxrss,
-                    peak[0])
+    return Measured(wall, cpu, proc.returncode, stdout_path, stderr, peak[1], peak[0],
+                    peak[2])
 
 
 def summary(values: Iterable[float]) -> dict[str, float]:
@@ -218,6 +238,9 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "ANSIBLE_STDOUT_CALLBACK": "default",
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_tasks",
+        # under a load average of 30 sudo's prompt can take longer than the
+        # default 10 s connection timeout; every arm gets the same
+        "ANSIBLE_TIMEOUT": "60",
     })
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.environ.get(
         "ANSIBLE_COLLECTIONS_PATH",

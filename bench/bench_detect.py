@@ -55,6 +55,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -90,6 +91,11 @@ DETECT_ARMS = {"detect": "raw", "detect_module": "module"}
 EXPECTED_ACTION = {"ping": "ping", "memcg_facts": "memcg_facts",
                    "memcg_facts_raw": "memcg_facts_raw", "setup": "gather_facts",
                    "detect": "memcg_facts_raw", "detect_module": "memcg_facts"}
+# Each arm's whole run includes Ansible's start-up, which a run of 10 hosts
+# does not amortise; these arms also run against one host, and the cost of
+# one more host is (T(all) - T(one)) / (hosts - 1), paired per round.
+SLOPE_ARMS = ("ping", "memcg_facts_raw", "setup")
+ONE_HOST = "@1"
 COLLECTION = REPO / "playbooks" / "collections" / "ansible_collections" / "memcg_fix" / "remediate"
 
 
@@ -197,18 +203,22 @@ def check_document(name: str, text: str, hosts: list[str]) -> None:
 
 def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[str, Path],
                 runs: int, forks: int, tmp: Path, with_detect: bool) -> dict[str, Any]:
-    arms = [*PLAYBOOK_ARMS, *(DETECT_ARMS if with_detect else ())]
+    arms = [*PLAYBOOK_ARMS, *(DETECT_ARMS if with_detect else ()),
+            *(f"{arm}{ONE_HOST}" for arm in SLOPE_ARMS)]
     raw: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    warm_up(inventory, playbooks["ping"], forks)
     for round_index in range(runs):
         for arm in rotated(arms, round_index):
             records_path = tmp / f"{name}-{arm}-{round_index}.jsonl"
             env = ansible_env({"MEMCG_FIX_BENCH_TASKS": str(records_path)})
+            arm_hosts = hosts[:1] if arm.endswith(ONE_HOST) else hosts
             if arm in DETECT_ARMS:
                 out_dir = tmp / f"{name}-{arm}-{round_index}"
                 argv = detect_argv(inventory, forks, DETECT_ARMS[arm], out_dir)
             else:
                 argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
-                        str(forks), str(playbooks[arm])]
+                        str(forks), "--limit", ",".join(arm_hosts),
+                        str(playbooks[arm.removesuffix(ONE_HOST)])]
             result = timed_run(argv, env=env)
             if result.returncode != 0:
                 raise SystemExit(f"{name}/{arm} exited {result.returncode}:\n"
@@ -220,8 +230,8 @@ def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[st
             else:
                 records = read_task_records(records_path)
                 counted = module_runs(records)
-                seconds = task_seconds(records, EXPECTED_ACTION[arm])
-            problems = check_runs(arm, counted, hosts)
+                seconds = task_seconds(records, EXPECTED_ACTION[arm.removesuffix(ONE_HOST)])
+            problems = check_runs(arm.removesuffix(ONE_HOST), counted, arm_hosts)
             if problems:
                 raise SystemExit("actions per host are wrong: " + "; ".join(problems[:5]))
             raw[arm].append({"wall": result.wall, "cpu": result.cpu, "task_seconds": seconds,
@@ -230,6 +240,19 @@ def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[st
                   f"{result.wall:6.2f} s wall {result.cpu:6.2f} s CPU  ({load_note()})",
                   flush=True)
     return analyse(name, len(hosts), raw, runs)
+
+
+def warm_up(inventory: Path, ping: Path, forks: int, attempts: int = 5) -> None:
+    """One untimed ping with become of every host, until all answer: the first
+    sudo in a freshly booted container waits for its systemd-logind, which
+    under a heavy load took longer than Ansible's 60 s become timeout."""
+    for _attempt in range(attempts):
+        run = timed_run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
+                         str(forks), str(ping)], env=ansible_env())
+        if run.returncode == 0:
+            return
+        time.sleep(10)
+    raise SystemExit(f"the hosts did not all answer a ping:\n{run.stdout[-2000:]}")
 
 
 def _paired(a: list[float], b: list[float]) -> dict[str, float]:
@@ -247,11 +270,12 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
                                       for arm, rows in raw.items()}}
     for arm, rows in raw.items():
         task = [s for r in rows for s in r["task_seconds"]]
+        count = 1 if arm.endswith(ONE_HOST) else hosts
         out["arms"][arm] = {
             "wall_s": summary(per_round(arm, "wall")),
-            "wall_per_host_s": summary(w / hosts for w in per_round(arm, "wall")),
+            "wall_per_host_s": summary(w / count for w in per_round(arm, "wall")),
             "cpu_s": summary(per_round(arm, "cpu")),
-            "cpu_per_host_s": summary(c / hosts for c in per_round(arm, "cpu")),
+            "cpu_per_host_s": summary(c / count for c in per_round(arm, "cpu")),
             "task_seconds_per_host": summary(task) if task else None,
             "module_runs_per_host": sorted({n for r in rows for n in r["module_runs_per_host"]}),
         }
@@ -271,6 +295,18 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
         "module_wall_beyond_ping": beyond_ping(wall["setup"], wall["memcg_facts"], wall["ping"],
                                                hosts),
     }
+    def marginal(arm: str, key: str) -> list[float]:
+        full, one = per_round(arm, key), per_round(f"{arm}{ONE_HOST}", key)
+        return [(f - o) / (hosts - 1) for f, o in zip(full, one, strict=True)]
+
+    if hosts > 1:
+        for key in ("wall", "cpu"):
+            for arm in SLOPE_ARMS:
+                out["arms"][arm][f"one_more_host_{key}_s"] = summary(marginal(arm, key))
+            ratios[f"one_more_host_setup_over_raw_{key}"] = _paired(
+                marginal("setup", key), marginal("memcg_facts_raw", key))
+            ratios[f"one_more_host_ping_over_raw_{key}"] = _paired(
+                marginal("ping", key), marginal("memcg_facts_raw", key))
     for arm in DETECT_ARMS:
         if arm in raw:
             ratios[f"setup_over_{arm}_wall"] = _paired(wall["setup"], wall[arm])
@@ -358,6 +394,17 @@ def report(result: dict[str, Any]) -> str:
                  f"CPU{cpu_note} {fmt(ratios['setup_over_raw_cpu'], 'x')}")
     lines.append(f"  ping / memcg_facts_raw:  wall {fmt(ratios['ping_over_raw_wall'], 'x')}, "
                  f"CPU{cpu_note} {fmt(ratios['ping_over_raw_cpu'], 'x')}")
+    if "one_more_host_setup_over_raw_wall" in ratios:
+        for arm in SLOPE_ARMS:
+            data = result["arms"][arm]
+            lines.append(f"  one more host, {arm:<15} wall "
+                         f"{fmt(data['one_more_host_wall_s'], ' s', 3)}  CPU "
+                         f"{fmt(data['one_more_host_cpu_s'], ' s', 3)}")
+        lines.append("  one more host: setup / raw wall "
+                     f"{fmt(ratios['one_more_host_setup_over_raw_wall'], 'x')}, CPU{cpu_note} "
+                     f"{fmt(ratios['one_more_host_setup_over_raw_cpu'], 'x')}; ping / raw wall "
+                     f"{fmt(ratios['one_more_host_ping_over_raw_wall'], 'x')}, CPU{cpu_note} "
+                     f"{fmt(ratios['one_more_host_ping_over_raw_cpu'], 'x')}")
     lines.append(f"  memcg_facts / memcg_facts_raw: wall "
                  f"{fmt(ratios['module_over_raw_wall'], 'x')}")
     lines.append(f"  setup / memcg_facts: wall {fmt(ratios['setup_over_module_wall'], 'x')}, "
@@ -403,14 +450,17 @@ def measure_scale(count: int, forks: int, runs: int, tmp: Path,
                 ok = sum(1 for line in text.splitlines() if " | SUCCESS" in line)
                 if ok != count:
                     raise SystemExit(f"scale/{arm}: {ok} of {count} hosts succeeded")
+            del text
             out.unlink()
             rows[arm].append({"wall": result.wall, "cpu": result.cpu,
+                              "largest_process": result.largest_process,
                               "max_rss_mb": result.max_rss_kb / 1024,
                               "peak_tree_pss_mb": result.peak_tree_pss_kb / 1024})
             print(f"  scale {count} round {round_index + 1}/{runs} {arm:<14} "
                   f"{result.wall:7.1f} s wall {result.cpu:7.1f} s CPU  largest process "
                   f"{result.max_rss_kb / 1024:6.0f} MB  tree PSS "
-                  f"{result.peak_tree_pss_kb / 1024:6.0f} MB  ({load_note()})", flush=True)
+                  f"{result.peak_tree_pss_kb / 1024:6.0f} MB  ({load_note()}; largest: "
+                  f"{result.largest_process})", flush=True)
     for leftover in (tmp / "scale-detect", tmp / "scale-detect-module"):
         _remove_tree(leftover)
     out: dict[str, Any] = {"hosts": count, "forks": forks, "runs": runs, "arms": {},
