@@ -207,3 +207,17 @@ def test_the_reason_is_the_commands_last_words_not_the_ssh_clients() -> None:
                                      "SyntaxError: invalid syntax\r\n", ssh_noise, "x")
     assert crashed["msg"] == ("the collector printed no facts (exit 1): "
                               "SyntaxError: invalid syntax")
+
+
+@pytest.mark.parametrize(("method", "passes"), [("sudo", True), ("su", False)])
+def test_stdin_is_used_where_the_become_method_lets_it_through(method: str,
+                                                               passes: bool) -> None:
+    """Ansible's own rule for pipelining: su reads its password from the
+    terminal, so the collector goes in the command (on 2.16 and later cores)."""
+    from ansible.plugins.loader import become_loader
+
+    plugin = become_loader.get(method)
+    if plugin is None:
+        pytest.skip(f"no {method} become plugin in this ansible-core")
+    assert action._stdin_passes(plugin) is passes
+    assert action._stdin_passes(None) is True

@@ -181,6 +181,18 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def _stdin_passes(become: Any) -> bool:
+    """Whether the become method lets a command's stdin through (Ansible's
+    condition for pipelining): the plugin says so since ansible-core 2.17;
+    2.16 knows one that does not, su."""
+    if not become:
+        return True
+    declared = getattr(become, "pipelining", None)
+    if declared is not None:
+        return bool(declared)
+    return str(getattr(become, "name", "")).rsplit(".", 1)[-1] != "su"
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("root",))
@@ -200,8 +212,7 @@ class ActionModule(ActionBase):
         connection = self._connection
         # stdin where the connection carries it and the become method lets it
         # through (Ansible's own condition for pipelining, whatever that setting)
-        on_stdin = bool(connection.has_pipelining
-                        and (not connection.become or connection.become.pipelining))
+        on_stdin = bool(connection.has_pipelining and _stdin_passes(connection.become))
         command, in_data = remote_command(interpreter, fallback, payload, bootstrap, root,
                                           on_stdin=on_stdin)
         run = self._low_level_execute_command(command, in_data=in_data)
