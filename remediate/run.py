@@ -329,9 +329,21 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def gather_playbook() -> Path:
-    """The shipped playbook that runs ``memcg_facts`` once per host."""
-    return playbooks_dir() / "gather.yml"
+# How facts are collected from an inventory (``--via``): the action that
+# runs once per host, in the shipped playbook that runs it. Both return the
+# same result, from the same collector code (docs/design.md).
+GATHER_VIA = {
+    # one shell command per host, below Ansible's per-module cost (the default)
+    "raw": ("memcg_facts_raw", "gather-raw.yml"),
+    # the memcg_facts module, with Ansible's module semantics
+    "module": ("memcg_facts", "gather.yml"),
+}
+DEFAULT_VIA = "raw"
+
+
+def gather_playbook(via: str = "module") -> Path:
+    """The shipped playbook that collects facts ``via`` one action per host."""
+    return playbooks_dir() / GATHER_VIA[via][1]
 
 
 def collect_facts(
@@ -341,8 +353,10 @@ def collect_facts(
     limit: str | None = None,
     forks: int | None = None,
     on_event: Callable[[Progress], None] | None = None,
+    via: str = DEFAULT_VIA,
 ) -> tuple[list[Any], RunReport]:
-    """Facts of every inventory host through ``memcg_facts`` (one module run each).
+    """Facts of every inventory host, one ``memcg_facts_raw`` (or, ``via="module"``,
+    one ``memcg_facts`` module run) per host.
 
     A host that fails or is unreachable becomes ``HostFacts(error=...)``: it is
     reported as unknown and the others go on.
@@ -350,7 +364,7 @@ def collect_facts(
     from .facts import from_module_result
 
     report = run_playbook(
-        gather_playbook(),
+        gather_playbook(via),
         inventory,
         data_dir=data_dir,
         limit=limit,
@@ -369,7 +383,7 @@ def collect_facts(
             result = outcome.module_results.get(
                 GATHER_TASK, {"failed": True, "msg": "no facts returned"}
             )
-        hosts.append(from_module_result(name, result))
+        hosts.append(from_module_result(name, result, action=GATHER_VIA[via][0]))
     if not hosts and report.rc != 0:
         raise InputError(
             f"Ansible could not run against the inventory (rc={report.rc}): "

@@ -72,10 +72,13 @@ def test_the_wheel_ships_policies_playbooks_and_an_identical_copy_of_the_host_co
     bundled = site / "remediate" / "_bundled"
     assert (bundled / "policies" / "default.yaml").is_file()
     assert (bundled / "playbooks" / "gather.yml").is_file()
+    assert (bundled / "playbooks" / "gather-raw.yml").is_file()
     collection = bundled / COLLECTION
     assert (collection / "galaxy.yml").is_file()
     assert (collection / "roles" / "memcg_remediate" / "tasks" / "main.yml").is_file()
     assert (collection / "plugins" / "modules" / "memcg_facts.py").is_file()
+    assert (collection / "plugins" / "action" / "memcg_facts_raw.py").is_file()
+    assert (collection / "plugins" / "module_utils" / "facts_bootstrap.py").is_file()
     copy = bundled / HOSTSIDE
     installed_hostside = site / "remediate" / "hostside"
     assert not installed_hostside.is_symlink()  # materialised in the wheel ...
