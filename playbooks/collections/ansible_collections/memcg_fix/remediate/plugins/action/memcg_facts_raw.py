@@ -193,17 +193,21 @@ def _stdin_passes(become: Any) -> bool:
     return str(getattr(become, "name", "")).rsplit(".", 1)[-1] != "su"
 
 
+# What the task accepts; the module file of the same name documents it (a
+# test keeps the two in step).
+# "str", not "path": like the module's path, ~ and $VARS are expanded on the host
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {"root": {"type": "str", "default": "/"}}
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("root",))
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars if task_vars is not None else {}
         result = super().run(tmp, task_vars)
         del tmp  # no remote temporary directory is used
-        _, args = self.validate_argument_spec(
-            # "str": like the module's "path", ~ and $VARS are expanded on the host
-            argument_spec={"root": {"type": "str", "default": "/"}})
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if _SHIPPED is None:
             return {**result, **_failed(_LOAD_ERROR, 1)}
         payload, bootstrap = _SHIPPED

@@ -34,7 +34,8 @@ attributes:
     support: full
   platform:
     platforms: posix
-author: memcg-fix
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
