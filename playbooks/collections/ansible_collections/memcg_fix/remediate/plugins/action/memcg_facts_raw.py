@@ -207,7 +207,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars if task_vars is not None else {}
         result = super().run(tmp, task_vars)
         del tmp  # no remote temporary directory is used
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         if _SHIPPED is None:
             return {**result, **_failed(_LOAD_ERROR, 1)}
         payload, bootstrap = _SHIPPED

@@ -24,11 +24,15 @@ module returns (``schema_version``, ``facts``, ``unknown``), or
 print (a banner, a warning) is ignored by the controller.
 """
 
+from __future__ import absolute_import, division, print_function
+
 import base64
 import json
 import os
 import sys
 import zlib
+
+__metaclass__ = type
 
 PACKAGE = "memcg_fix_host"
 FACTS_MARK = "MEMCG-FIX-FACTS "
@@ -139,4 +143,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    raise SystemExit(main(sys.argv))

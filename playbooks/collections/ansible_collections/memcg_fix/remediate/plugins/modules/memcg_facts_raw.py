@@ -32,8 +32,13 @@ options:
 attributes:
   check_mode:
     support: full
+    details: Reads only; it runs the same in check mode.
+  diff_mode:
+    support: none
   platform:
     platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 author:
   - memcg-fix maintainers (@memcg-fix)
 """
