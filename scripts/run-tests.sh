@@ -10,6 +10,8 @@
 #      current ansible-core;
 #   3. the tests that depend on the controller's ansible-core again on 2.16;
 #   4. molecule scenarios.
+# MEMCG_FIX_MOLECULE_SUFFIX, when set, is appended to the molecule instance
+# names, so two checkouts can run the same scenario at once.
 # Pass pytest arguments to narrow step 2, e.g. `-m "not vm"`; MEMCG_FIX_SKIP
 # may list steps to skip (lint, ansible-test, targets, pytest, core216, molecule) for local
 # loops.
