@@ -44,6 +44,12 @@ if [[ $("$virtualenv_env/bin/python3.10" -m virtualenv --version 2>/dev/null) !=
 fi
 pythons=$(find /root/.pyenv/versions -maxdepth 2 -name bin -type d 2>/dev/null | sort | paste -sd: -)
 export PATH="$venv/bin:$virtualenv_env/bin${pythons:+:$pythons}:$PATH"
+# pytest renames a temp dir it could not remove to garbage-* and removes it
+# on a later run; pytest 4.6 (the units' on Python 2.7) ends the session with
+# an internal error when that removal fails (its rmtree recurses once per
+# level, so one deep tree left by any pytest on the machine breaks it).
+# Remove them the way pytest means to, with rm, which does not recurse.
+rm -rf "${TMPDIR:-/tmp}/pytest-of-$(id -un)"/garbage-*
 cd "$here/playbooks/collections/ansible_collections/memcg_fix/remediate"
 # tests/output is ansible-test's scratch space (a virtualenv among others):
 # it must not stay in the collection, which the wheel and the galaxy build ship

@@ -68,7 +68,9 @@ def install_tools(vm) -> None:
     vm.run(["mkdir", "-p", "/usr/lib/memcg-fix"], check=True)
     vm.run(["tar", "-x", "-C", "/usr/lib/memcg-fix"], input=buffer.getvalue(), check=True)
     for helper in ("memcg-fix-rmdir", "memcg-fix-reaper"):
-        vm.write_file(f"/usr/local/sbin/{helper}", (HELPERS / helper).read_bytes(), mode=0o755)
+        # the role puts the host's own Python in the shebang; so does this
+        _shebang, body = (HELPERS / helper).read_bytes().split(b"\n", 1)
+        vm.write_file(f"/usr/local/sbin/{helper}", b"#!/usr/bin/python3\n" + body, mode=0o755)
 
 
 def remove_tools(vm) -> None:
@@ -171,6 +173,8 @@ def test_plan_apply_reboot_verify_then_nothing_to_do(vm_target, inventory_path, 
     host = facts["hosts"][0]["facts"]
     assert host["cmdline"]["nokmem"] is True
     assert host["cgroup"]["memory_controller"] == "v1"
+    assert vm.sh("stat -f -c %T /sys/fs/cgroup").strip() == "tmpfs"  # v1 mounted by systemd
+    assert vm.exists("/sys/fs/cgroup/memory/memory.force_empty")
     assert host["kmem"]["accounting_active"] is not True
     assert not vm.exists("/var/lib/memcg-fix/reboot-required")
     v1 = efficacy(vm, 20, "/root")
@@ -200,3 +204,9 @@ def test_plan_apply_reboot_verify_then_nothing_to_do(vm_target, inventory_path, 
     assert NOKMEM not in vm.cmdline()
     assert "systemd.unified_cgroup_hierarchy=0" not in vm.cmdline()
     assert not vm.exists("/etc/default/grub.d/99-memcg-fix.cfg")
+    # the guest is back on cgroup v2: the memory controller moved to the
+    # unified hierarchy (hierarchy id 0) and /sys/fs/cgroup is cgroup2 again
+    assert vm.sh("stat -f -c %T /sys/fs/cgroup").strip() == "cgroup2fs"
+    memory = [ln.split() for ln in vm.sh("cat /proc/cgroups").splitlines()
+              if ln.startswith("memory")]
+    assert memory and memory[0][1] == "0", memory

@@ -123,6 +123,29 @@ def _nested_dirs(top: Path, depth: int) -> None:
         os.close(fd)
 
 
+def _remove_nested(top: Path) -> None:
+    """Remove a tree made by _nested_dirs one level at a time, without
+    recursion: pytest's clean-up (and Python 2.7's rmtree in ansible-test's
+    units) recurses once per level, gives up on 2,100 of them and leaves
+    garbage in the shared temp dir. Each step lifts dd/dd to the top and drops
+    the emptied dd."""
+    if not top.is_dir():
+        return
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while True:
+            try:
+                os.rename("dd/dd", "dd-next", src_dir_fd=fd, dst_dir_fd=fd)
+            except FileNotFoundError:
+                break
+            os.rmdir("dd", dir_fd=fd)
+            os.rename("dd-next", "dd", src_dir_fd=fd, dst_dir_fd=fd)
+        if os.path.isdir(top / "dd"):
+            os.rmdir("dd", dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def damage(root: Path, how: str, rel: str, spec: dict[str, Any] | None = None) -> None:
     path = root / rel
     spec = spec or {}
@@ -274,7 +297,12 @@ def run_case(case: dict[str, Any], workdir: Path) -> Outcome:
             damage(root, spec["how"], spec["path"], spec)
     argv = [a.format(bad=BAD, made=made, root=root) for a in case["argv"]]
     started = time.monotonic()
-    code, out, err, usage = _limited_run(argv, workdir, timeout=case.get("seconds", 60))
+    try:
+        code, out, err, usage = _limited_run(argv, workdir, timeout=case.get("seconds", 60))
+    finally:
+        for spec in damages if "damage" in case else []:
+            if spec["how"] == "deep":
+                _remove_nested(root / spec["path"])
     return Outcome(case, code, out, err, time.monotonic() - started,
                    usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
