@@ -103,17 +103,3 @@ def test_a_kernel_package_adds_its_entry_the_release_way(kind, target_factory):
     # removing the package removes its entry (and the default moves on)
     t.sh(f"dnf -y -q remove kernel-{new.version}-{new.release}")
     assert new.kernel_release not in [e["release"] for e in _entries(t)]
-
-
-@pytest.mark.parametrize("kind", ["el7", "el9"])
-def test_runc_test_builds_below_and_above_rc94(kind, target_factory):
-    (t,) = target_factory(kind, 1)
-    pkgs = EL_PACKAGES[kind]
-    t.sh(f"dnf -y -q install runc-{pkgs.runc_old.evr.split(':')[-1]}")
-    old = t.sh("runc --version")
-    assert old.startswith("runc version 1.0.0-rc") and "rc94" not in old.split()[2]
-    t.sh("dnf -y -q upgrade runc")
-    assert t.sh("rpm -q --qf '%{EPOCHNUM}:%{VERSION}-%{RELEASE}' runc").endswith(
-        pkgs.runc_new.evr.split(":")[-1])
-    new = t.sh("runc --version").split()[2]
-    assert new in ("1.0.0-rc94", "1.1.12")

@@ -139,24 +139,26 @@ def test_a_kernel_installed_after_nokmem_gets_it_and_rollback_takes_it_away(
             assert kernelopts == was
 
 
-@pytest.mark.parametrize("kind", ["el7", "el8", "el9"])
-def test_runc_upgrade_through_dnf(kind, target_factory, tmp_path):
-    (t,) = target_factory(kind, 1)
-    pkgs = EL_PACKAGES[kind]
-    t.sh(f"dnf -y -q install runc-{pkgs.runc_old.evr.split(':')[-1]}")
-    inv = inventory(tmp_path, [t], {t.name: [
-        {"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}]})
-    before = facts(tmp_path, inv)[t.name]["runc"]["version"]
-    assert before.startswith("1.0.0-rc") and before != "1.0.0-rc94"
+def test_runc_upgrade_through_dnf(target_factory, tmp_path):
+    targets = el_targets(target_factory)
+    for t in targets:
+        t.sh(f"dnf -y -q install runc-{EL_PACKAGES[t.kind].runc_old.evr.split(':')[-1]}")
+    inv = inventory(tmp_path, targets, {t.name: [
+        {"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}] for t in targets})
+    before = {name: f["runc"]["version"] for name, f in facts(tmp_path, inv).items()}
+    for t in targets:
+        assert before[t.name].startswith("1.0.0-rc") and before[t.name] != "1.0.0-rc94"
     checked = run_role(tmp_path, inv, check=True)
     assert checked.returncode == 0, checked.describe()
-    assert t.sh("runc --version").split()[2] == before
+    for t in targets:
+        assert t.sh("runc --version").split()[2] == before[t.name]
     applied = run_role(tmp_path, inv)
     assert applied.returncode == 0, applied.describe()
-    after = facts(tmp_path, inv)[t.name]["runc"]["version"]
-    assert after == ("1.0.0-rc94" if kind == "el7" else "1.1.12")
-    assert t.sh("rpm -q --qf '%{VERSION}-%{RELEASE}' runc") == (
-        f"{pkgs.runc_new.version}-{pkgs.runc_new.release}")
+    after = facts(tmp_path, inv)
+    for t in targets:
+        new = EL_PACKAGES[t.kind].runc_new
+        assert after[t.name]["runc"]["version"] == ("1.0.0-rc94" if t.kind == "el7" else "1.1.12")
+        assert t.sh("rpm -q --qf '%{VERSION}-%{RELEASE}' runc") == f"{new.version}-{new.release}"
 
 
 def test_runc_upgrade_uses_the_plans_minimum(target_factory, tmp_path):
