@@ -14,6 +14,8 @@ from .. import policy as policy_api
 from ..errors import ExitCode, InputError
 from ..facts.model import HostFacts
 from ..report import FORMATS, render
+from . import tell
+from ._fleet import add_via_arg
 
 DESCRIPTION = """\
 Decide, for each host, which mitigations from the closed catalogue apply and
@@ -66,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source.add_argument(
         "-i", "--inventory", metavar="INVENTORY", action="append",
-        help="plan a fleet: facts through Ansible (one read-only module run per host), "
+        help="plan a fleet: facts through Ansible (one read-only command per host), "
         "then the playbook and its real --check --diff; repeatable",
     )
     fleet = parser.add_argument_group("with -i")
@@ -79,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fleet.add_argument("--batches", metavar="SIZES",
                        help="batch sizes of the playbook, e.g. 1,10%%,25%% (first = canary)")
+    add_via_arg(fleet)
     parser.add_argument(
         "--policy", metavar="FILE", help="policy YAML to use instead of the default policy"
     )
@@ -142,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
         from ._plan_fleet import plan_fleet
 
         return plan_fleet(args, policy)
-    if args.limit or args.forks or args.out or args.batches:
-        raise InputError("plan: --limit, --forks, --out and --batches go with -i (see --help)")
+    if args.limit or args.forks or args.out or args.batches or args.via:
+        raise InputError(
+            "plan: --limit, --forks, --out, --batches and --via go with -i (see --help)")
     with _collector_paused():
         plan = policy_api.evaluate(policy, _hosts(args), explain=args.explain)
         sys.stdout.write(render(plan, args.format, args.explain))
@@ -151,8 +155,5 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         shown = ", ".join(repr(h) for h in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        print(
-            f"memcg-fix: {len(unknown)} host(s) could not be planned: {shown}{more}",
-            file=sys.stderr,
-        )
+        tell(f"{len(unknown)} host(s) could not be planned: {shown}{more}")
     return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)
