@@ -56,7 +56,19 @@ options:
     description: Seconds to allow grubby or update-grub to run.
     type: int
     default: 600
-author: memcg-fix
+attributes:
+  check_mode:
+    support: full
+    details: Runs only C(grubby --info=ALL); computes what grubby will write and reports those files and entries.
+  diff_mode:
+    support: full
+    details: Shows every file it changes (or would change) and the boot entries before and after.
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
@@ -80,10 +92,12 @@ entries:
   description: Every boot entry after the change (or as it would be, in check mode).
   returned: always
   type: list
+  elements: dict
 missing:
-  description: Entries that lack the argument (state=present) or still have it (state=absent) after the change.
+  description: Kernels of the entries that lack the argument (state=present) or still have it (state=absent) after the change.
   returned: always
   type: list
+  elements: str
 reboot_required:
   description: The boot entries and the running kernel's /proc/cmdline disagree about the argument.
   returned: always
@@ -92,16 +106,25 @@ files:
   description: Files this run changed (or would change).
   returned: always
   type: list
+  elements: str
 """
 
 import os
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import bootargs, grubbyedit, safeedit
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.boot import parse_grub_cfg, parse_grubby_info
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.cmdline import has_nokmem, split_args
-from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, read_text, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import which
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.kernel import parse_os_release
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
+    ModuleFailure,
+    command_output,
+    file_diff,
+    finish,
+    read_optional,
+)
 
 DEFAULT_GRUB = "/etc/default/grub"
 KERNEL_CMDLINE = "/etc/kernel/cmdline"
@@ -111,38 +134,23 @@ BLS_DIR = "/boot/loader/entries"
 DEBIAN_GRUB_CFG = "/boot/grub/grub.cfg"
 
 
-class Failure(Exception):
-    """Stop the module with this one-line message."""
-
-
-def _read_optional(path):
-    try:
-        return read_text(path)
-    except SourceError:
-        return None
-
-
 def pick_backend(requested):
     if requested != "auto":
         return requested, None
-    text = _read_optional("/etc/os-release")
+    text = read_optional("/etc/os-release")
     if text is None:
-        raise Failure("cannot pick a boot-loader backend: /etc/os-release is unreadable; set backend")
+        raise ModuleFailure("cannot pick a boot-loader backend: /etc/os-release is unreadable; set backend")
     release = parse_os_release(text)
     ids = [release.get("id") or ""] + list(release.get("id_like") or [])
     if any(i in ("rhel", "centos", "fedora", "rocky", "almalinux", "ol", "amzn") for i in ids):
         return "grubby", release.get("major")
     if any(i in ("debian", "ubuntu") for i in ids):
         return "debian-grub", release.get("major")
-    raise Failure("no boot-loader backend for %s; set backend to grubby or debian-grub" % (release.get("id") or "this distribution"))
+    raise ModuleFailure("no boot-loader backend for %s; set backend to grubby or debian-grub" % (release.get("id") or "this distribution"))
 
 
 def entry_line(entry, args):
     return "index=%s kernel=%s args=\"%s\"" % (entry["index"], entry["kernel"], " ".join(args))
-
-
-def _diff(header, before, after):
-    return {"before_header": header, "after_header": header, "before": before, "after": after}
 
 
 class KernelArgs(object):
@@ -171,19 +179,10 @@ class KernelArgs(object):
             out.append(dict(entry, args=args, nokmem=has_nokmem(args)))
         return out
 
-    def run(self, argv):
-        try:
-            rc, out, err = run_command(argv, timeout=self.timeout)
-        except SourceError as exc:
-            raise Failure(str(exc))
-        if rc != 0:
-            raise Failure("%s failed (rc=%s): %s" % (" ".join(argv), rc, " ".join(err.split())[:400]))
-        return out
-
     def edit_file(self, path, new_text, old_text):
         """Change ``path`` (atomically, with a backup) unless in check mode."""
         self.files.append(path)
-        self.diffs.append(_diff(path, old_text or "", new_text))
+        self.diffs.append(file_diff(path, old_text or "", new_text))
         if self.module.check_mode:
             return
         if not self.present and self.backups.entry(path):
@@ -196,21 +195,21 @@ class KernelArgs(object):
         try:
             self.backups.write(path, new_text.encode("utf-8"))
         except safeedit.EditError as exc:
-            raise Failure(str(exc))
+            raise ModuleFailure(str(exc))
 
     def edit_assignment_file(self, path, name):
-        text = _read_optional(path)
+        text = read_optional(path)
         if text is None:
             return
         try:
             new_text = bootargs.edit_shell_assignment(text, name, self.transform)
         except ValueError as exc:
-            raise Failure("%s: %s" % (path, exc))
+            raise ModuleFailure("%s: %s" % (path, exc))
         if new_text != text:
             self.edit_file(path, new_text, text)
 
     def reboot_required(self):
-        cmdline = _read_optional("/proc/cmdline") or ""
+        cmdline = read_optional("/proc/cmdline") or ""
         return self.wanted(split_args(cmdline)) is False
 
     # -- grubby (EL7/8/9, Fedora) -----------------------------------------
@@ -219,12 +218,12 @@ class KernelArgs(object):
 
     # -- Debian / Ubuntu GRUB ---------------------------------------------
     def debian_entries(self):
-        text = _read_optional(DEBIAN_GRUB_CFG)
+        text = read_optional(DEBIAN_GRUB_CFG)
         return parse_grub_cfg(text) if text is not None else []
 
     def apply_debian(self):
         dropin = self.module.params["dropin"]
-        current = _read_optional(dropin)
+        current = read_optional(dropin)
         desired = bootargs.dropin_text([self.arg]) if self.present else None
         before = self.debian_entries()
         entries_need = [e for e in before if not self.wanted(e["args"])]
@@ -233,10 +232,10 @@ class KernelArgs(object):
             return before
         if dropin_need:
             self.files.append(dropin)
-            self.diffs.append(_diff(dropin, current or "", desired or ""))
+            self.diffs.append(file_diff(dropin, current or "", desired or ""))
         if entries_need:
             self.files.append(DEBIAN_GRUB_CFG)
-            self.diffs.append(_diff(
+            self.diffs.append(file_diff(
                 "boot entries (%s)" % DEBIAN_GRUB_CFG,
                 "\n".join(entry_line(e, e["args"]) for e in before) + "\n",
                 "\n".join(entry_line(e, e["args"]) for e in self.preview(before)) + "\n"))
@@ -255,14 +254,14 @@ class KernelArgs(object):
                 else:
                     os.unlink(dropin)
         except (safeedit.EditError, OSError) as exc:
-            raise Failure("cannot change %s: %s" % (dropin, exc))
+            raise ModuleFailure("cannot change %s: %s" % (dropin, exc))
         updater = which("update-grub") or which("grub-mkconfig")
         if not updater:
-            raise Failure("neither update-grub nor grub-mkconfig is installed")
+            raise ModuleFailure("neither update-grub nor grub-mkconfig is installed")
         if updater.endswith("grub-mkconfig"):
-            self.run([updater, "-o", DEBIAN_GRUB_CFG])
+            command_output([updater, "-o", DEBIAN_GRUB_CFG], self.timeout)
         else:
-            self.run([updater])
+            command_output([updater], self.timeout)
         return self.debian_entries()
 
     def note_key(self):
@@ -277,8 +276,8 @@ class KernelArgs(object):
             try:
                 self.backups.note(self.note_key(), True)
             except (safeedit.EditError, OSError) as exc:
-                raise Failure("cannot record the change in %s: %s"
-                              % (self.backups.manifest_path, exc))
+                raise ModuleFailure("cannot record the change in %s: %s"
+                                    % (self.backups.manifest_path, exc))
 
     def main(self):
         backend, major = pick_backend(self.module.params["backend"])
@@ -295,9 +294,9 @@ class KernelArgs(object):
         missing = [e for e in entries if not self.wanted(e["args"])]
         if not self.module.check_mode:
             if not entries and self.present:
-                raise Failure("no boot entries found after the change; the argument is on none of them")
+                raise ModuleFailure("no boot entries found after the change; the argument is on none of them")
             if missing:
-                raise Failure("after the change, %d boot entr%s still %s %s: %s" % (
+                raise ModuleFailure("after the change, %d boot entr%s still %s %s: %s" % (
                     len(missing), "y" if len(missing) == 1 else "ies",
                     "lack" if self.present else "have", self.arg,
                     ", ".join(str(e.get("kernel")) for e in missing)))
@@ -338,17 +337,17 @@ class GrubbyBackend(object):
         self.owner = "kernel-args:" + km.arg
         self.grubby = which("grubby")
         if not self.grubby:
-            raise Failure("grubby is not installed; it is how EL manages boot entries")
+            raise ModuleFailure("grubby is not installed; it is how EL manages boot entries")
         self.before = self.entries()
         if not self.before:
-            raise Failure("grubby --info=ALL lists no boot entries; refusing to guess")
+            raise ModuleFailure("grubby --info=ALL lists no boot entries; refusing to guess")
         # grubby-bls prints an id for every entry, EL7's C grubby none
         self.legacy = all(e.get("id") is None for e in self.before)
         self.grub_cfg = safeedit.resolve_edit_target(GRUB2_CFG)
 
     # -- reading ------------------------------------------------------------
     def entries(self):
-        return parse_grubby_info(self.km.run([self.grubby, "--info=ALL"]))
+        return parse_grubby_info(command_output([self.grubby, "--info=ALL"], self.km.timeout))
 
     def entry_path(self, entry):
         return "%s/%s.conf" % (BLS_DIR, entry["id"])
@@ -362,7 +361,7 @@ class GrubbyBackend(object):
         return paths + [DEFAULT_GRUB]
 
     def read_files(self):
-        return dict((path, _read_optional(path)) for path in self.boot_paths())
+        return dict((path, read_optional(path)) for path in self.boot_paths())
 
     def entries_from_files(self, files):
         """The entries' --info args as the files say they will be."""
@@ -370,8 +369,8 @@ class GrubbyBackend(object):
         if self.legacy:
             lines = grubbyedit.legacy_entry_args(files.get(self.grub_cfg) or "")
             if len(lines) != len(self.before):
-                raise Failure("grub.cfg has %d kernel lines but grubby lists %d entries"
-                              % (len(lines), len(self.before)))
+                raise ModuleFailure("grub.cfg has %d kernel lines but grubby lists %d entries"
+                                    % (len(lines), len(self.before)))
             for number, entry in enumerate(self.before):
                 out.append(self.with_args(entry, lines[number]))
             return out
@@ -392,12 +391,12 @@ class GrubbyBackend(object):
 
     def note(self, path, before, after):
         self.km.files.append(path)
-        self.km.diffs.append(_diff(path, before or "", after or ""))
+        self.km.diffs.append(file_diff(path, before or "", after or ""))
 
     def note_entries(self, before, after):
-        self.km.diffs.append(_diff("boot entries (grubby --info=ALL)",
-                                   "\n".join(entry_line(e, e["args"]) for e in before) + "\n",
-                                   "\n".join(entry_line(e, e["args"]) for e in after) + "\n"))
+        self.km.diffs.append(file_diff("boot entries (grubby --info=ALL)",
+                                       "\n".join(entry_line(e, e["args"]) for e in before) + "\n",
+                                       "\n".join(entry_line(e, e["args"]) for e in after) + "\n"))
 
     def main(self):
         return self.add() if self.km.present else self.remove()
@@ -413,7 +412,7 @@ class GrubbyBackend(object):
                 after.update(self.grubby_result(current, word))
             after.update(self.own_edits(dict(current, **after), grubby_ran=bool(word)))
         except grubbyedit.PlanError as exc:
-            raise Failure(str(exc))
+            raise ModuleFailure(str(exc))
         changes = dict((p, t) for p, t in after.items() if t != current.get(p))
         files_after = dict(current, **after)
         preview = self.entries_from_files(files_after) if word else self.before
@@ -429,13 +428,13 @@ class GrubbyBackend(object):
             argv = [self.grubby, "--update-kernel=ALL", "--args=%s" % word]
             if not self.legacy:
                 argv.append("--no-etc-grub-update")  # grubby-bls takes it only last
-            self.km.run(argv)
+            command_output(argv, self.km.timeout)
         for path in sorted(self.own_paths(changes, word)):
             self.write(path, changes[path])
         actual = self.settle_all(current)
         real = self.entries()
         if [(e["kernel"], e["args"]) for e in real] != [(e["kernel"], e["args"]) for e in preview]:
-            raise Failure("grubby's result differs from the preview: %s" % "; ".join(
+            raise ModuleFailure("grubby's result differs from the preview: %s" % "; ".join(
                 "%s: %s" % (e["kernel"], " ".join(e["args"])) for e in real))
         unexpected = sorted(set(actual) ^ set(changes))
         if unexpected:
@@ -470,7 +469,7 @@ class GrubbyBackend(object):
                 out[DEFAULT_GRUB] = bootargs.edit_shell_assignment(
                     text, "GRUB_CMDLINE_LINUX", self.add_to_value)
             except ValueError as exc:
-                raise Failure("%s: %s" % (DEFAULT_GRUB, exc))
+                raise ModuleFailure("%s: %s" % (DEFAULT_GRUB, exc))
         cmdline = files.get(KERNEL_CMDLINE)
         if not self.legacy and not grubby_ran and cmdline is not None:
             first, sep, rest = cmdline.partition("\n")
@@ -493,13 +492,13 @@ class GrubbyBackend(object):
             for path in self.boot_paths():
                 self.km.backups.preserve(path, owner=self.owner)
         except (safeedit.EditError, OSError) as exc:
-            raise Failure("cannot back up the boot files before grubby runs: %s" % exc)
+            raise ModuleFailure("cannot back up the boot files before grubby runs: %s" % exc)
 
     def write(self, path, text):
         try:
             self.km.backups.write(path, text.encode("utf-8"), owner=self.owner)
         except safeedit.EditError as exc:
-            raise Failure(str(exc))
+            raise ModuleFailure(str(exc))
 
     def settle_all(self, before):
         """After the run: forget the backups of files nothing changed, record
@@ -509,7 +508,7 @@ class GrubbyBackend(object):
             for path in self.boot_paths():
                 if self.km.backups.entry(path) is None:
                     continue
-                now = _read_optional(path)
+                now = read_optional(path)
                 if now == before.get(path):
                     if self.km.backups.entry(path).get("written_sha256") is None:
                         self.km.backups.forget(path)  # preserved for this run only
@@ -517,7 +516,7 @@ class GrubbyBackend(object):
                 self.km.backups.record_written(path)
                 changed.append(path)
         except safeedit.EditError as exc:
-            raise Failure(str(exc))
+            raise ModuleFailure(str(exc))
         return changed
 
     # -- rollback -----------------------------------------------------------
@@ -532,7 +531,7 @@ class GrubbyBackend(object):
                 actions.append((path, action, text))
                 if action in ("restore", "revert"):
                     files_after[path] = text
-                    self.note(path, _read_optional(path), text)
+                    self.note(path, read_optional(path), text)
             for path in (GRUBENV, KERNEL_CMDLINE):
                 # an argument no backup accounts for (an earlier memcg-fix version)
                 if backups.entry(path) is None and files_after.get(path) is not None:
@@ -542,7 +541,7 @@ class GrubbyBackend(object):
                         self.note(path, files_after[path], text)
                         files_after[path] = text
         except (safeedit.EditError, grubbyedit.PlanError) as exc:
-            raise Failure(str(exc))
+            raise ModuleFailure(str(exc))
         planned = self.entries_from_files(files_after)
         leftovers = [e for e in planned if grubbyedit.has_arg(e["args"], self.arg)]
         preview = [self.with_args(e, self.leftover_args(e["args"])) if e in leftovers else e
@@ -563,9 +562,9 @@ class GrubbyBackend(object):
                     self.rewrite(path, text)
                     backups.forget(path)
         except (safeedit.EditError, OSError) as exc:
-            raise Failure("cannot restore the boot files: %s" % exc)
+            raise ModuleFailure("cannot restore the boot files: %s" % exc)
         for entry in leftovers:
-            self.km.run(self.leftover_argv(entry))
+            command_output(self.leftover_argv(entry), self.km.timeout)
         return self.entries()
 
     def undo(self, path):
@@ -603,7 +602,7 @@ class GrubbyBackend(object):
                 return bootargs.edit_shell_assignment(
                     text, "GRUB_CMDLINE_LINUX", lambda value: self.restored(value, was))
             except ValueError as exc:
-                raise Failure("%s: %s" % (path, exc))
+                raise ModuleFailure("%s: %s" % (path, exc))
         old_lines = original.split("\n") if original else []
         lines = text.split("\n")
         for number, line in enumerate(lines):
@@ -663,11 +662,7 @@ def main():
     arg = module.params["arg"]
     if not arg or len(split_args(arg)) != 1 or arg != arg.strip() or '"' in arg:
         module.fail_json(msg="arg must be one kernel argument without spaces or quotes, got %r" % arg)
-    try:
-        result = KernelArgs(module).main()
-    except Failure as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    finish(module, partial(KernelArgs(module).main))
 
 
 if __name__ == "__main__":

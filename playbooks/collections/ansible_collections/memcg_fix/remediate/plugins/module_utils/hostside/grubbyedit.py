@@ -23,7 +23,9 @@ The behaviour modelled is that of the grubby each release ships:
   like stay words of their own.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import re
 
