@@ -47,7 +47,7 @@ BUSY = "/run/memcg-fix-test-grubby-busy"
 SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "el-site.yaml"
 
 GATED_GRUBBY = f"""#!/bin/sh
-# Test wrapper around the grubby stand-in: a boot-entry update waits while the
+# Test wrapper around the real grubby: a boot-entry update waits while the
 # gate file exists, so that a test can hold a run inside the host-side lock.
 case " $* " in
   *" --update-kernel"*)
@@ -55,7 +55,7 @@ case " $* " in
     n=0
     while [ -e {GATE} ] && [ $n -lt 600 ]; do sleep 0.5; n=$((n + 1)); done ;;
 esac
-exec /usr/sbin/grubby.standin "$@"
+exec /usr/sbin/grubby.real "$@"
 """
 
 
@@ -117,7 +117,7 @@ def started_lock_task(out: Path) -> bool:
 
 
 def gate_grubby(target: ContainerTarget) -> None:
-    target.run(["mv", "/usr/sbin/grubby", "/usr/sbin/grubby.standin"], check=True)
+    target.run(["mv", "/usr/sbin/grubby", "/usr/sbin/grubby.real"], check=True)
     target.write_file("/usr/sbin/grubby", GATED_GRUBBY, mode=0o755)
     target.run(["touch", GATE], check=True)
 

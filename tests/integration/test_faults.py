@@ -6,7 +6,7 @@ host can have:
 
 * /etc mounted read-only;
 * a full filesystem under the files being edited;
-* grubby failing half-way (the grubby stand-in's fault knob);
+* grubby dying half-way (a fault knob around the real grubby: FAULTY_GRUBBY);
 * the ssh connection dropped while a task runs.
 
 Every host of the fleet carries the fault, so whichever host Ansible takes as
@@ -59,7 +59,8 @@ LOCK = STATE_DIR + "/lock"
 NOKMEM_TASK = "Put cgroup.memory=nokmem on every boot entry"
 FILLER = "/etc/pam.d/.test-filler"  # (not .memcg-fix-*: those are leftovers)
 # what the tests themselves put on a host to make a fault (not memcg-fix's doing)
-HARNESS_PATHS = ("/etc/grubby-standin", FILLER)
+FAULT_DIR = "/run/memcg-fix-test-fault"
+HARNESS_PATHS = (FILLER,)
 
 SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "el-site.yaml"
 
@@ -300,17 +301,41 @@ def test_a_full_filesystem_fails_the_canary_and_leaves_every_file_whole(make_fle
     assert_rolled_back(fleet, canary, fleet.rollback())
 
 
+# The fault knob around the real grubby (EL8/EL9's grubby-bls writes each
+# entry with `sed -i`): the wrapper puts a sed first on grubby's PATH that lets
+# the first in-place edit through and kills grubby at the second, as a grubby
+# killed (or crashed) half-way would be left.
+FAULTY_GRUBBY = f"""#!/bin/sh
+# TEST FAULT KNOB around the real grubby (/usr/sbin/grubby.real).
+PATH={FAULT_DIR}:$PATH exec /usr/sbin/grubby.real "$@"
+"""
+FAULTY_SED = f"""#!/bin/sh
+# TEST FAULT KNOB: the second in-place edit kills grubby before it writes.
+case " $* " in
+  *" -i "*)
+    if [ -e {FAULT_DIR}/one-write ]; then
+      echo "memcg-fix test fault: grubby stopped after 1 file write" >&2
+      kill -9 $PPID
+      exit 1
+    fi
+    : > {FAULT_DIR}/one-write ;;
+esac
+exec /bin/sed "$@"
+"""
+
+
 def test_grubby_failing_half_way_is_reported_and_rollback_removes_what_it_added(make_fleet):
     fleet = make_fleet("el9")
     for t in fleet.hosts:
-        # the stand-in's fault knob: grubby exits 1 after one file write
-        t.run(["mkdir", "-p", "/etc/grubby-standin"], check=True)
-        t.write_file("/etc/grubby-standin/fail-after", "1\n")
+        t.run(["mkdir", "-p", FAULT_DIR], check=True)
+        t.write_file(f"{FAULT_DIR}/sed", FAULTY_SED, mode=0o755)
+        t.run(["mv", "/usr/sbin/grubby", "/usr/sbin/grubby.real"], check=True)
+        t.write_file("/usr/sbin/grubby", FAULTY_GRUBBY, mode=0o755)
 
     result = fleet.apply()
 
     canary, row = assert_rollout_stopped_at_the_canary(fleet, result, "failed",
-                                                       "simulated failure after 1 write")
+                                                       "stopped after 1 file write")
     assert "grubby --update-kernel=ALL" in row["detail"], row
     assert_no_half_written_file(fleet, canary)
     entries = boot_entries(canary)
@@ -321,17 +346,17 @@ def test_grubby_failing_half_way_is_reported_and_rollback_removes_what_it_added(
         f"grubby changed entry {with_arg} but memcg-fix recorded nothing for rollback: {state}")
 
     # repaired: grubby works again, then roll back
-    canary.run(["rm", "-r", "/etc/grubby-standin"], check=True)
+    canary.run(["mv", "/usr/sbin/grubby.real", "/usr/sbin/grubby"], check=True)
     assert_rolled_back(fleet, canary, fleet.rollback())
 
 
 SLOW_GRUBBY = """#!/bin/sh
-# Test wrapper around the grubby stand-in: a boot-entry update that takes a
+# Test wrapper around the real grubby: a boot-entry update that takes a
 # while, so that a test can act while memcg-fix's task is running.
 case " $* " in
   *" --update-kernel"*) touch /run/memcg-fix-test-grubby-busy; sleep 8 ;;
 esac
-exec /usr/sbin/grubby.standin "$@"
+exec /usr/sbin/grubby.real "$@"
 """
 
 
@@ -376,7 +401,7 @@ def test_ssh_dropped_during_a_task_stops_the_rollout_and_the_host_can_be_rolled_
         make_fleet, tmp_path):
     fleet = make_fleet("el7")
     for t in fleet.hosts:
-        t.run(["mv", "/usr/sbin/grubby", "/usr/sbin/grubby.standin"], check=True)
+        t.run(["mv", "/usr/sbin/grubby", "/usr/sbin/grubby.real"], check=True)
         t.write_file("/usr/sbin/grubby", SLOW_GRUBBY, mode=0o755)
     events = fleet.work / "apply" / "artifacts" / "apply" / "job_events"
     dropped: dict[str, Any] = {}

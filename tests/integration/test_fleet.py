@@ -1,7 +1,7 @@
 """memcg-fix against a fleet of real container targets: plan -i, apply, rollback.
 
-Debian, el7 and el9 containers (the EL ones with the grubby and authselect
-stand-ins) are driven over ssh by the real memcg-fix CLI, which runs Ansible
+Debian, el7 and el9 containers (the EL ones with their release's real grubby
+and the authselect stand-in) are driven over ssh by the real memcg-fix CLI, which runs Ansible
 through ansible-runner exactly as it does in production.
 """
 

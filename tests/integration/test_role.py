@@ -1,8 +1,8 @@
 """The memcg_remediate role on real container targets, one behaviour per test.
 
-The EL targets carry the grubby and authselect stand-ins (named as such in
-tests/targets/standins/) over real EL file layouts; the Debian target is a
-real Debian userland. Kernel effects (reboots, /proc/cmdline) are proven on
+The EL targets carry each release's real grubby and the authselect stand-in
+(named as such in tests/targets/standins/) over real EL file layouts; the
+Debian target is a real Debian userland. Kernel effects (reboots, /proc/cmdline) are proven on
 the VM tier instead: containers share this machine's kernel.
 """
 

@@ -108,7 +108,7 @@ def test_el_layouts(el7_target, el8_target, el9_target):
     postlogin = el7_target.run(["readlink", "/etc/pam.d/postlogin"]).stdout.strip()
     assert postlogin == b"postlogin-ac"
     assert b"authconfig" in el7_target.read_file("/etc/pam.d/postlogin")
-    assert b"linux16 /vmlinuz-3.10.0-1160.119.1.el7.x86_64" in el7_target.read_file(
+    assert b"linux16 /boot/vmlinuz-3.10.0-1062.1.2.el7.x86_64" in el7_target.read_file(
         "/boot/grub2/grub.cfg")
 
     assert b"kernelopts=root=" in el8_target.read_file("/boot/grub2/grubenv")

@@ -5,9 +5,12 @@
 * ``debian``: a debootstrap bookworm minbase rootfs (systemd, sshd, python3,
   grub2-common, PAM, sudo, a ``tester`` user), imported with ``podman import``
   as ``localhost/memcg-fix-target-debian:<hash>``.
-* ``el7``/``el8``/``el9``: the same rootfs plus the files that make a host look
-  like that release to our code (tests/targets/layouts/<kind>/, origins in
-  tests/targets/layouts/SOURCES.md) and the grubby/authselect stand-ins.
+* ``el7``/``el8``/``el9``: the rootfs plus Debian's rpm and dnf
+  (tests/targets/el_base.py), the files that make a host look like that
+  release (tests/targets/layouts/<kind>/, origins in
+  tests/targets/layouts/SOURCES.md), the release's real grubby
+  (tests/targets/el_grubby.py), an rpm database and a repository of test
+  packages (tests/targets/el_packages.py), and the authselect stand-in.
 * ``vm``: the rootfs plus linux-image-amd64 and grub-pc on an MBR disk image
   that boots through GRUB under QEMU (base image; tests use overlays).
 
@@ -45,6 +48,8 @@ from tests.targets.common import (
     ssh_key,
     tree_digest,
 )
+from tests.targets.el_base import ensure_runtime_rootfs
+from tests.targets.el_hooks import el_tools_hash, install_el_tools
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("MEMCG_FIX_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -139,7 +144,7 @@ class ElRelease:
 EL_RELEASES = {
     "el7": ElRelease(
         "el7", "66213c250ded4576a9120b120ad72e6c",
-        ("3.10.0-1160.119.1.el7.x86_64", "3.10.0-1160.el7.x86_64",
+        ("3.10.0-1062.1.2.el7.x86_64", "3.10.0-957.27.2.el7.x86_64",
          "0-rescue-66213c250ded4576a9120b120ad72e6c"),
     ),
     "el8": ElRelease(
@@ -176,7 +181,8 @@ def kind_hash(kind: str) -> str:
         rel = EL_RELEASES[kind]
         recipe = inspect.getsource(apply_el_layout) + inspect.getsource(_el_symlinks)
         return short_hash("el-v1", base_hash(), repr(rel), recipe,
-                          tree_digest(LAYOUTS / kind), tree_digest(STANDINS))
+                          tree_digest(LAYOUTS / kind), tree_digest(STANDINS),
+                          el_tools_hash(kind))
     if kind == "vm":
         return short_hash("vm-v1", base_hash(), " ".join(VM_PACKAGES), VM_CONFIGURE,
                           VM_FIRSTBOOT, str(VM_DISK_SIZE))
@@ -328,7 +334,8 @@ def ensure_image(kind: str, force: bool = False) -> str:
         else:
             work = cache_dir() / "rootfs" / f"{kind}-{kind_hash(kind)}.tmp"
             safe_rmtree(work)
-            run(["cp", "-a", "--reflink=auto", rootfs, work])
+            run(["cp", "-a", "--reflink=auto", ensure_runtime_rootfs(), work])
+            (work / ".complete").unlink(missing_ok=True)
             try:
                 apply_el_layout(work, EL_RELEASES[kind])
                 _import_tree(work, ref)
@@ -374,10 +381,11 @@ def apply_el_layout(root: Path, rel: ElRelease) -> None:
                 f"placeholder for {name}: test target, not bootable\n")
         if not release.startswith("0-rescue"):
             (root / "usr/lib/modules" / release).mkdir(parents=True, exist_ok=True)
-    for name in ("grubby", "authselect"):
+    for name in ("authselect",):
         dest = root / "usr/sbin" / name
         shutil.copy2(STANDINS / name, dest)
         dest.chmod(0o755)
+    install_el_tools(root, rel.kind)
     if rel.authselect:
         with Chroot(root) as chroot:
             chroot.sh("authselect select " + " ".join(rel.authselect) + " --force >/dev/null")

@@ -31,7 +31,6 @@ PENDING = {
 }
 DOC_DRIFT_PENDING = {
     **PENDING,
-    "memcg_kernel_args": "author is not in the Name (@github) form until the issue-12 rewrite",
 }
 
 

@@ -384,3 +384,18 @@ def test_every_sample_names_its_origin() -> None:
         if not (origin.is_file() and origin.read_text().strip()) and not listed:
             missing.append(str(path.relative_to(SAMPLES)))
     assert missing == []
+
+
+def test_bls_kernel_paths_are_the_ones_grubby_prints() -> None:
+    # Issue 12, defect 5. With /boot on its own file system (anaconda's default
+    # layout) entries say "linux /vmlinuz-...", and grubby-bls prints
+    # kernel="/boot/vmlinuz-..." (its get_prefix); the same host's grubby
+    # output is the sample. On one file system the entry already says /boot/.
+    grubby = boot.parse_grubby_info(sample("grubby/el9-bls-info-all.txt"))
+    texts = [(f"{e['id']}.conf", f"title {e['title']}\nlinux {e['kernel'][len('/boot'):]}\n"
+              f"options root=/dev/mapper/rhel-root {' '.join(e['args'])}\n") for e in grubby]
+    offline = boot.bls_entries(texts, {})
+    assert [e["kernel"] for e in offline] == [e["kernel"] for e in grubby]
+    one_fs = [(name, text.replace("linux /vmlinuz-", "linux /boot/vmlinuz-"))
+              for name, text in texts]
+    assert [e["kernel"] for e in boot.bls_entries(one_fs, {})] == [e["kernel"] for e in grubby]

@@ -325,6 +325,10 @@ def bls_entries(named_texts, grubenv, budget=None):
         kernel = entry.get("linux") or entry.get("efi")
         if not kernel:
             continue
+        if not kernel.startswith("/boot/"):
+            # relative to the /boot file system (anaconda's separate /boot):
+            # grubby-bls prints it with the /boot prefix (its get_prefix)
+            kernel = "/boot" + ("" if kernel.startswith("/") else "/") + kernel
         entry_id = name[:-5] if name.endswith(".conf") else name
         args = split_args(expand_bls_options(entry.get("options", ""), grubenv, budget,
                                              "/boot/loader/entries/" + name))

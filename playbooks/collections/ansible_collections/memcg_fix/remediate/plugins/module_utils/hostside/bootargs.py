@@ -89,6 +89,20 @@ def _unquote_shell(value):
     return None, None
 
 
+def shell_assignment_value(text, name):
+    """The value of the last ``name=...`` line of ``text`` (unquoted), or None.
+
+    >>> shell_assignment_value('A=1\\nGRUB_CMDLINE_LINUX="ro quiet"\\n', "GRUB_CMDLINE_LINUX")
+    'ro quiet'
+    """
+    value = None
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match.group("name") == name:
+            value = _unquote_shell(match.group("value"))[0]
+    return value
+
+
 def edit_shell_assignment(text, name, transform):
     """Rewrite the last ``name=...`` assignment in ``text`` with ``transform(value)``.
 

@@ -182,13 +182,19 @@ class Backups(object):
             self._save()
 
     # -- first-touch backup -----------------------------------------------
-    def preserve(self, path):
-        """Record the original of ``path`` once, before memcg-fix first changes it."""
+    def preserve(self, path, owner=None):
+        """Record the original of ``path`` once, before memcg-fix first changes it.
+
+        ``owner`` names the part of memcg-fix that will change it (the
+        kernel-argument module's rollback looks for its own files).
+        """
         files = self.manifest()["files"]
         if path in files:
             return files[path]
         original = read_file_bytes(path)
         entry = {"existed": original is not None, "preserved_at": int(time.time())}
+        if owner:
+            entry["owner"] = owner
         if original is not None:
             st = os.stat(path)
             stored = os.path.join(self.backup_dir, "files", path.lstrip("/"))
@@ -216,11 +222,31 @@ class Backups(object):
         entry["written_sha256"] = sha256_bytes(current) if current is not None else None
         self._save()
 
-    def write(self, path, data, mode=None):
+    def write(self, path, data, mode=None, owner=None):
         """Preserve the original, write ``data`` atomically, record the result."""
-        self.preserve(path)
+        self.preserve(path, owner=owner)
         atomic_write(path, data, mode=mode)
         self.record_written(path)
+
+    def original(self, path):
+        """The bytes ``path`` had before memcg-fix (None: it did not exist)."""
+        entry = self.entry(path)
+        if entry is None or not entry.get("existed"):
+            return None
+        stored = os.path.join(self.backup_dir, entry["backup"])
+        data = read_file_bytes(stored)
+        if data is None or sha256_bytes(data) != entry["sha256"]:
+            raise EditError("backup of %s is missing or damaged at %s" % (path, stored))
+        return data
+
+    def owned_by(self, owner):
+        files = self.manifest()["files"]
+        return sorted(p for p in files if files[p].get("owner") == owner)
+
+    def forget(self, path):
+        """Drop ``path`` from the manifest (and its stored original)."""
+        if path in self.manifest()["files"]:
+            self._forget(path)
 
     # -- rollback ---------------------------------------------------------
     def restore(self, path, force=False, check_mode=False):
