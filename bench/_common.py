@@ -123,9 +123,8 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every Ansible arm runs in (identical across arms)."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    roles = str(REPO / "playbooks" / "roles")
     env.update({
-        "ANSIBLE_ROLES_PATH": roles,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",

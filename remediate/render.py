@@ -30,9 +30,10 @@ import yaml
 from . import __version__
 from .errors import InputError
 from .plan import Plan, canonical_json
+from .resources import ROLE_FQCN
 
 DEFAULT_BATCHES: Final[tuple[int | str, ...]] = (1, "10%", "25%")
-ROLE: Final = "memcg_remediate"
+ROLE: Final = ROLE_FQCN
 PLANNED_GROUP: Final = "memcg_fix_planned"
 SELECT_PLAY: Final = "Select the hosts this memcg-fix plan covers"
 APPLY_PLAY: Final = "Apply the reviewed memcg-fix plan, canary first, then in batches"

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import InputError, RemediateError
 from .render import REPORT_TASK
-from .resources import playbooks_dir
+from .resources import collections_path, playbooks_dir
 
 GATHER_TASK = "Collect memcg facts"
 # Jinja's delimiters and control characters: never part of a real host name
@@ -241,9 +241,11 @@ def run_playbook(
         cmdline.append("--check")
     if diff:
         cmdline.append("--diff")
-    roles = str(playbooks_dir() / "roles")
     env = {
-        "ANSIBLE_ROLES_PATH": roles + os.pathsep + os.environ.get("ANSIBLE_ROLES_PATH", ""),
+        # the bundled collection first; the caller's collections stay reachable
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+            p for p in (str(collections_path()), os.environ.get("ANSIBLE_COLLECTIONS_PATH")) if p
+        ),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_FORCE_COLOR": "False",

@@ -35,9 +35,11 @@ if [[ $skip != *" lint "* ]]; then
   mypy
   step "vermin: host-side code runs on Python 2.7 and 3.6+"
   vermin --no-tips --violations -t=2.7- -t=3.6- --eval-annotations \
-    remediate/hostside playbooks/roles/memcg_remediate/library
+    playbooks/collections/ansible_collections/memcg_fix/remediate/plugins
   step "ansible-lint --profile production"
-  ansible-lint --profile production --offline playbooks/
+  # the playbooks and the memcg_fix.remediate collection they use
+  ANSIBLE_COLLECTIONS_PATH="$here/playbooks/collections:$ANSIBLE_COLLECTIONS_PATH" \
+    ansible-lint --profile production --offline playbooks/
 fi
 
 if [[ $skip != *" targets "* ]]; then

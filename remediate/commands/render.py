@@ -17,8 +17,11 @@ that a reviewer can read without running anything: its header names the plan
 fingerprint, the policy, and for each host the mitigations with rationale,
 risk, disruption and whether it reboots; the hosts' plans are YAML data.
 
-The playbook needs only playbooks/roles/memcg_remediate next to it, so AWX or
-Tower can run it as a job template with this repository as the project.
+The playbook needs only the memcg_fix.remediate collection: written into this
+repository's playbooks/ folder, Ansible finds it there (playbooks/collections/),
+so AWX or Tower can run it as a job template with this repository as the
+project; elsewhere, install the collection or point ANSIBLE_COLLECTIONS_PATH
+at it.
 Rendering the same plan twice gives the same bytes.
 """
 

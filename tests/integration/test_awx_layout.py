@@ -35,6 +35,7 @@ from packaging.specifiers import SpecifierSet
 from remediate.facts import HostFacts
 from remediate.policy import evaluate, load
 from remediate.render import REPORT_TASK, parse_batches, render
+from remediate.resources import role_dir
 from remediate.run import collect_facts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,15 +164,16 @@ def test_job_templates_are_an_awx_export_with_a_check_and_a_run_template():
         assert credential_types == {"ssh"}
 
 
-def test_the_playbook_path_sits_next_to_the_role_in_the_repository():
+def test_the_playbook_path_sits_next_to_the_collection_in_the_repository():
     for jt in job_templates().values():
         playbook = Path(jt["playbook"])
         assert not playbook.is_absolute() and ".." not in playbook.parts
-        # AWX finds roles in roles/ beside the playbook: the rendered playbook
-        # goes into the repository's playbooks/ folder, next to the role
+        # Ansible finds collections in collections/ beside the playbook: the
+        # rendered playbook goes into the repository's playbooks/ folder,
+        # next to the memcg_fix.remediate collection
         assert (REPO / playbook.parent).resolve() == (REPO / "playbooks").resolve()
-        role = REPO / playbook.parent / "roles" / "memcg_remediate"
-        assert (role / "tasks" / "main.yml").is_file()
+        collection = REPO / playbook.parent / "collections/ansible_collections/memcg_fix/remediate"
+        assert (collection / "roles" / "memcg_remediate" / "tasks" / "main.yml").is_file()
 
 
 def test_the_survey_is_valid_for_awx_and_asks_what_the_playbook_reads(tmp_path):
@@ -219,13 +221,14 @@ def test_the_execution_environment_pins_ansible_core_2_16_and_needs_nothing_else
 
 
 def test_the_role_uses_only_ansible_builtin_and_its_own_modules():
-    # the reason the execution environment needs no collection
-    tasks = REPO / "playbooks" / "roles" / "memcg_remediate" / "tasks"
+    # the reason the execution environment needs no other collection
+    tasks = role_dir() / "tasks"
     used: set[str] = set()
     for path in tasks.glob("*.yml"):
         _actions(yaml.safe_load(path.read_text()) or [], used)
     assert used, "no task actions found"
-    foreign = {a for a in used if not a.startswith(("ansible.builtin.", "ansible.legacy."))}
+    foreign = {a for a in used
+               if not a.startswith(("ansible.builtin.", "ansible.legacy.", "memcg_fix.remediate."))}
     assert not foreign, foreign
 
 
@@ -256,12 +259,11 @@ def _private_data_dir(root: Path, target, playbook_text: str, template: dict[str
                       extravars: dict[str, Any]) -> Path:
     """A private data dir laid out as AWX lays out one job's."""
     root.mkdir()
-    # project/: the repository checkout (what the playbook needs of it, with
-    # the role's module_utils symlink kept relative, as git keeps it)
+    # project/: the repository checkout (what the playbook needs of it: the
+    # playbooks folder with its playbook-adjacent collection)
     project = root / "project"
-    shutil.copytree(REPO / "playbooks", project / "playbooks", symlinks=True)
-    shutil.copytree(REPO / "remediate" / "hostside", project / "remediate" / "hostside",
-                    symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "playbooks", project / "playbooks", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (project / template["playbook"]).write_text(playbook_text)
     # inventory/hosts: an executable script printing the inventory as JSON
     hostvars = {k: v for k, v in target.inventory_vars.items() if k != "ansible_user"}
@@ -315,7 +317,8 @@ def _stdout(runner: Any) -> str:
 
 def test_a_rendered_playbook_runs_from_an_awx_private_data_dir(debian_target, inventory_path,
                                                               tmp_path, monkeypatch):
-    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_CONFIG", "ANSIBLE_LIBRARY"):
+    for var in ("ANSIBLE_ROLES_PATH", "ANSIBLE_CONFIG", "ANSIBLE_LIBRARY",
+                "ANSIBLE_COLLECTIONS_PATH"):
         monkeypatch.delenv(var, raising=False)
     # ansible-runner runs the ansible-playbook it finds on PATH: this
     # interpreter's (the 2.16 tier runs 2.16, the core of the EE)

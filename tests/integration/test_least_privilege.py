@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from remediate.resources import playbooks_dir
+from remediate.resources import ROLE_FQCN, role_dir
 from tests.targets.ansible import run_playbook
 
 pytestmark = pytest.mark.containers
 
-ROLE = playbooks_dir() / "roles" / "memcg_remediate"
-ROLES_ENV = {"ANSIBLE_ROLES_PATH": str(playbooks_dir() / "roles")}
+ROLE = role_dir()
 WATCHED = ("/etc", "/usr/local", "/usr/lib/memcg-fix", "/var/lib")
 TEXTFILE = "/var/lib/node_exporter/textfile_collector/memcg_fix.prom"
 CONFIG = "/etc/memcg-fix/reaper.conf"
@@ -53,12 +52,12 @@ def test_files_the_role_installs_are_root_owned_and_not_world_writable(
         "name": "Apply memcg_remediate with the reaper (observe only) and pam-lastlog",
         "hosts": "targets",
         "gather_facts": False,
-        "roles": [{"role": "memcg_remediate", "vars": {"memcg_remediate_mitigations": [
+        "roles": [{"role": ROLE_FQCN, "vars": {"memcg_remediate_mitigations": [
             {"id": "pam-lastlog", "params": {"method": "noupdate"}},
             {"id": "reclaim-before-rmdir", "params": {"dry_run": True}},
         ]}}],
     }])
-    result = run_playbook(play, inventory_path([target]), env=ROLES_ENV)
+    result = run_playbook(play, inventory_path([target]))
     assert result.returncode == 0, result.describe()
     # one real pass of the reaper, the way its timer starts it (observe mode:
     # it reclaims nothing), so its textfile exists
@@ -98,7 +97,7 @@ def test_the_read_only_package_check_gives_the_same_answers_without_root(
     for become in (False, True):
         for index, args in enumerate(checks):
             tasks.append({"name": f"Check {index} (become {become})",
-                          "memcg_package_status": args, "become": become,
+                          "memcg_fix.remediate.memcg_package_status": args, "become": become,
                           "register": f"check_{index}_{'root' if become else 'user'}"})
     tasks.append({"name": "Show", "ansible.builtin.debug": {"msg": {
         f"{i}_{who}": f"{{{{ check_{i}_{who} | dict2items | rejectattr('key', 'in', "
@@ -117,7 +116,5 @@ def test_the_read_only_package_check_gives_the_same_answers_without_root(
     play = _write_play(tmp_path / "checks.yml", [{
         "name": "The package checks with and without root", "hosts": "targets",
         "gather_facts": False, "tasks": tasks}])
-    result = run_playbook(play, inventory_path([debian_target]), env={
-        "ANSIBLE_LIBRARY": str(ROLE / "library"),
-        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils")})
+    result = run_playbook(play, inventory_path([debian_target]))
     assert result.returncode == 0, result.describe()

@@ -1,7 +1,8 @@
 """The role's memcg_facts module, run for real by ansible-playbook (-c local).
 
-One source of parsing: the module imports ``remediate.hostside`` through the
-role's module_utils symlink, so its facts must equal what ``memcg-fix
+One source of parsing: the module imports the collection's
+``plugins/module_utils/hostside``, which the controller imports as
+``remediate.hostside`` (a symlink), so its facts must equal what ``memcg-fix
 detect`` reports, on ansible-core 2.19 and 2.16 and on the target Pythons
 this machine has (3.11, 3.6, 2.7).
 """
@@ -20,10 +21,11 @@ import pytest
 from remediate.facts import collect_local
 from remediate.hostside.collect import collect
 from remediate.hostside.reader import RootReader
+from remediate.resources import collection_dir
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = REPO / "playbooks" / "roles"
 CACHE = Path(os.environ.get("MEMCG_FIX_CACHE", "/var/cache/memcg-fix-dev"))
+COLLECTIONS = collection_dir().parents[2]
 CORES = {
     "current": CACHE / "venv-current" / "bin" / "ansible-playbook",
     "2.16": CACHE / "venv-2.16" / "bin" / "ansible-playbook",
@@ -55,12 +57,9 @@ def run_module(tmp_path: Path, core: str, python: str = "/usr/bin/python3",
 - name: Run memcg_facts
   hosts: localhost
   gather_facts: false
-  roles:
-    - role: memcg_remediate
-      tags: [never]
   tasks:
     - name: Collect
-      memcg_facts:{args}
+      memcg_fix.remediate.memcg_facts:{args}
       register: result
     - name: Save
       ansible.builtin.copy:
@@ -68,7 +67,7 @@ def run_module(tmp_path: Path, core: str, python: str = "/usr/bin/python3",
         dest: {out}
         mode: "0600"
 """)
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1",
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                ANSIBLE_CHECK_MODE_MARKERS="0")
     proc = subprocess.run(
@@ -80,11 +79,12 @@ def run_module(tmp_path: Path, core: str, python: str = "/usr/bin/python3",
     return result
 
 
-def test_module_utils_is_a_symlink_to_the_one_hostside_package() -> None:
-    link = ROLES / "memcg_remediate" / "module_utils" / "memcg_fix_host"
-    assert link.is_symlink()
-    assert link.resolve() == (REPO / "remediate" / "hostside").resolve()
-    assert (link / "collect.py").samefile(REPO / "remediate" / "hostside" / "collect.py")
+def test_the_controller_imports_the_collections_hostside_package() -> None:
+    link = REPO / "remediate" / "hostside"
+    source = collection_dir() / "plugins" / "module_utils" / "hostside"
+    assert link.is_symlink() and not source.is_symlink()
+    assert link.resolve() == source.resolve()
+    assert Path(collect.__code__.co_filename).samefile(source / "collect.py")
 
 
 @pytest.mark.parametrize("core", ["current", "2.16"])
@@ -152,12 +152,9 @@ def test_module_supports_check_mode(tmp_path: Path) -> None:
 - name: Check mode
   hosts: localhost
   gather_facts: false
-  roles:
-    - role: memcg_remediate
-      tags: [never]
   tasks:
     - name: Collect in check mode
-      memcg_facts:
+      memcg_fix.remediate.memcg_facts:
       register: result
     - name: Facts were still collected
       ansible.builtin.assert:
@@ -165,7 +162,7 @@ def test_module_supports_check_mode(tmp_path: Path) -> None:
           - result.facts.kernel.release | length > 0
           - not result.changed
 """)
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROLES))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS))
     proc = subprocess.run([str(playbook), "--check", "-c", "local", "-i", "localhost,", "-e",
                            "ansible_python_interpreter=/usr/bin/python3", str(tmp_path / "p.yml")],
                           capture_output=True, text=True, env=env, timeout=300)

@@ -27,10 +27,14 @@ def _digests(root: Path) -> dict[str, str]:
     }
 
 
-def test_the_module_utils_symlink_is_the_one_source_of_host_code():
-    link = REPO / "playbooks/roles/memcg_remediate/module_utils/memcg_fix_host"
-    assert link.is_symlink()
-    assert link.resolve() == (REPO / "remediate" / "hostside").resolve()
+COLLECTION = Path("playbooks/collections/ansible_collections/memcg_fix/remediate")
+HOSTSIDE = COLLECTION / "plugins/module_utils/hostside"
+
+
+def test_the_collections_module_utils_is_the_one_source_of_host_code():
+    link = REPO / "remediate" / "hostside"
+    assert link.is_symlink() and not (REPO / HOSTSIDE).is_symlink()
+    assert link.resolve() == (REPO / HOSTSIDE).resolve()
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +71,15 @@ def test_the_wheel_ships_policies_playbooks_and_an_identical_copy_of_the_host_co
     bundled = site / "remediate" / "_bundled"
     assert (bundled / "policies" / "default.yaml").is_file()
     assert (bundled / "playbooks" / "gather.yml").is_file()
-    role = bundled / "playbooks" / "roles" / "memcg_remediate"
-    assert (role / "library" / "memcg_facts.py").is_file()
-    copy = role / "module_utils" / "memcg_fix_host"
-    assert not copy.is_symlink()  # materialised in the wheel ...
-    assert _digests(copy) == _digests(site / "remediate" / "hostside")  # ... byte for byte
-    assert _digests(copy) == _digests(REPO / "remediate" / "hostside")
+    collection = bundled / COLLECTION
+    assert (collection / "galaxy.yml").is_file()
+    assert (collection / "roles" / "memcg_remediate" / "tasks" / "main.yml").is_file()
+    assert (collection / "plugins" / "modules" / "memcg_facts.py").is_file()
+    copy = bundled / HOSTSIDE
+    installed_hostside = site / "remediate" / "hostside"
+    assert not installed_hostside.is_symlink()  # materialised in the wheel ...
+    assert _digests(copy) == _digests(installed_hostside)  # ... byte for byte
+    assert _digests(copy) == _digests(REPO / HOSTSIDE)
 
 
 def test_the_installed_command_plans_from_a_facts_file_outside_the_checkout(installed, tmp_path):

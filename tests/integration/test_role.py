@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from remediate.resources import playbooks_dir
+from remediate.resources import ROLE_FQCN
 from tests.targets.ansible import run_playbook
 
 pytestmark = pytest.mark.containers
 
-ROLES_ENV = {"ANSIBLE_ROLES_PATH": str(playbooks_dir() / "roles")}
 NOKMEM = "cgroup.memory=nokmem"
 WATCHED = ("/etc", "/boot")
 
@@ -35,7 +34,7 @@ def role_play(
             "gather_facts": False,
             "roles": [
                 {
-                    "role": "memcg_remediate",
+                    "role": ROLE_FQCN,
                     "vars": {"memcg_remediate_mitigations": mitigations, **role_vars},
                 }
             ],
@@ -56,7 +55,7 @@ def run_role(
     **role_vars: Any,
 ):
     play = role_play(tmp_path, mitigations, **role_vars)
-    return run_playbook(play, inventory, check=check, diff=diff, env=ROLES_ENV)
+    return run_playbook(play, inventory, check=check, diff=diff)
 
 
 def grubby_args(target) -> list[str]:
@@ -218,7 +217,10 @@ def test_package_minimums_use_the_hosts_own_version_order(debian_target, invento
                     "tasks": [
                         {
                             "name": f"Status {i}",
-                            "memcg_package_status": {"name": "bash", "min_version": minimum},
+                            "memcg_fix.remediate.memcg_package_status": {
+                                "name": "bash",
+                                "min_version": minimum,
+                            },
                             "become": True,
                             "register": f"status_{i}",
                         }
@@ -239,14 +241,6 @@ def test_package_minimums_use_the_hosts_own_version_order(debian_target, invento
             sort_keys=False,
         )
     )
-    role = playbooks_dir() / "roles" / "memcg_remediate"
-    result = run_playbook(
-        play,
-        inventory_path([debian_target]),
-        env={
-            "ANSIBLE_LIBRARY": str(role / "library"),
-            "ANSIBLE_MODULE_UTILS": str(role / "module_utils"),
-        },
-    )
+    result = run_playbook(play, inventory_path([debian_target]))
     assert result.returncode == 0, result.describe()
     assert f"SATISFIED {list(cases.values())}" in result.output

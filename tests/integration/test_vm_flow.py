@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from remediate.resources import role_dir
 from tests.targets.ansible import ansible_env
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -55,7 +56,7 @@ def memcg_fix(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[
 
 
 HOSTSIDE = REPO / "remediate" / "hostside"
-HELPERS = REPO / "playbooks" / "roles" / "memcg_remediate" / "files"
+HELPERS = role_dir() / "files"
 
 
 def install_tools(vm) -> None:

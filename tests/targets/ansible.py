@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remediate.resources import collections_path
+
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)"
@@ -45,7 +47,10 @@ def ansible_bin(name: str) -> str:
 def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     cache = Path(os.environ.get("MEMCG_FIX_CACHE", "/var/cache/memcg-fix-dev"))
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(cache / "collections"))
+    # the project's collection (role and modules) first, then the cached
+    # third-party ones (containers.podman, ansible.posix)
+    third_party = env.get("ANSIBLE_COLLECTIONS_PATH") or str(cache / "collections")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join((str(collections_path()), third_party))
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env.update({
         "ANSIBLE_HOST_KEY_CHECKING": "False",

@@ -48,6 +48,7 @@ from remediate import render as render_mod
 from remediate.facts.model import Unknown
 from remediate.hostside import cgroupfs, rmdir
 from remediate.plan import HostPlan, Plan, PlannedMitigation, PolicyRef
+from remediate.resources import collection_dir, role_dir
 from tests.injection_corpus import injection_strings
 from tests.rendered_html import RenderedHtml
 from tests.targets.ansible import ansible_bin, ansible_env
@@ -241,7 +242,7 @@ def test_ansible_loads_the_same_data_and_never_templates_it(hostile_run):
 
 
 def test_ansible_playbook_syntax_check_runs_nothing(hostile_run, tmp_path):
-    env = ansible_env({"ANSIBLE_ROLES_PATH": str(REPO / "playbooks" / "roles")})
+    env = ansible_env()
     proc = subprocess.run([ansible_bin("ansible-playbook"), "--syntax-check", "-i", "localhost,",
                            str(hostile_run["playbook"])], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=300, check=False)
@@ -425,12 +426,12 @@ UNSAFE_YAML = {"load_all", "full_load", "full_load_all", "unsafe_load", "unsafe_
 
 def _python_sources() -> list[Path]:
     files = [*(REPO / "remediate").rglob("*.py"), *(REPO / "tests" / "targets").rglob("*.py")]
-    roles = REPO / "playbooks" / "roles"
-    files += [p for p in roles.rglob("*.py") if "module_utils" not in p.parts]  # a symlink
+    collection = collection_dir()
+    files += [p for p in collection.rglob("*.py") if "module_utils" not in p.parts]  # remediate/
     for path in (REPO / "tests" / "targets" / "standins").iterdir():
         if path.is_file() and path.read_bytes().startswith(b"#!/usr/bin/env python"):
             files.append(path)
-    for path in (roles / "memcg_remediate" / "files").iterdir():
+    for path in (role_dir() / "files").iterdir():
         if path.is_file() and b"python" in path.read_bytes()[:100]:
             files.append(path)
     return sorted(set(files))

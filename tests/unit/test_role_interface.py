@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from remediate.catalogue import ORDER
-from remediate.resources import role_dir
+from remediate.resources import collection_dir, role_dir
 
 ROLE = role_dir()
 OUTPUT_VARS = {"memcg_remediate_reboot_required"}
@@ -84,7 +84,7 @@ def _relative_imports(module: Path) -> set[str]:
 
 
 def test_the_installed_host_package_holds_the_import_closure_of_the_helpers():
-    hostside = ROLE / "module_utils" / "memcg_fix_host"
+    hostside = collection_dir() / "plugins" / "module_utils" / "hostside"
     installed = set(_load("vars/main.yml")["__memcg_remediate_host_modules"])
     todo, closure = ["rmdir.py", "reaper.py"], {"__init__.py"}
     while todo:

@@ -26,9 +26,9 @@ import yaml
 from remediate import policy as policy_api
 from remediate.facts import load_facts_files
 from remediate.render import PlaybookLoader, render
-from remediate.resources import playbooks_dir
+from remediate.resources import playbooks_dir, role_dir
 
-ROLE = playbooks_dir() / "roles" / "memcg_remediate"
+ROLE = role_dir()
 REPO = Path(__file__).resolve().parents[2]
 
 # Task keywords: everything in a task that is not its module.
@@ -41,13 +41,14 @@ KEYWORDS = {
 }
 
 # Modules that need root on the target, and why.
+OURS = "memcg_fix.remediate."
 NEEDS_ROOT = {
-    "memcg_facts": "reads root-only sources: /proc/slabinfo, the kernel log (dmesg_restrict), "
-                   "grub.cfg and grubenv (0600 on EL)",
-    "memcg_lock": "the host-side lock lives in /var/lib/memcg-fix",
-    "memcg_kernel_args": "edits boot entries, /etc/default/grub(.d) and grubenv",
-    "memcg_pam_lastlog": "edits /etc/pam.d and selects authselect profiles",
-    "memcg_restore": "restores files under /etc and /boot from /var/lib/memcg-fix/backups",
+    OURS + "memcg_facts": "reads root-only sources: /proc/slabinfo, the kernel log "
+                          "(dmesg_restrict), grub.cfg and grubenv (0600 on EL)",
+    OURS + "memcg_lock": "the host-side lock lives in /var/lib/memcg-fix",
+    OURS + "memcg_kernel_args": "edits boot entries, /etc/default/grub(.d) and grubenv",
+    OURS + "memcg_pam_lastlog": "edits /etc/pam.d and selects authselect profiles",
+    OURS + "memcg_restore": "restores files under /etc and /boot from /var/lib/memcg-fix/backups",
     "ansible.builtin.package": "installs packages",
     "ansible.builtin.file": "creates and removes files under /etc, /usr and /var/lib",
     "ansible.builtin.copy": "installs files under /etc, /usr and /var/lib",
@@ -67,7 +68,7 @@ NO_ROOT = {
     "ansible.builtin.include_role", "ansible.builtin.group_by", "ansible.builtin.meta",
     "ansible.builtin.fail", "ansible.builtin.stat",
     # rpm -q / dpkg-query, `runc --version` and uname: readable by any user
-    "memcg_package_status",
+    OURS + "memcg_package_status",
 }
 FILE_MODULES = {"ansible.builtin.file", "ansible.builtin.copy", "ansible.builtin.template"}
 
@@ -105,7 +106,7 @@ def all_tasks() -> list[tuple[str, dict[str, Any]]]:
 def test_the_role_has_tasks_to_check():
     tasks = all_tasks()
     assert len(tasks) > 40
-    assert {module_of(t) for _w, t in tasks} >= {"memcg_facts", "ansible.builtin.copy",
+    assert {module_of(t) for _w, t in tasks} >= {OURS + "memcg_facts", "ansible.builtin.copy",
                                                  "ansible.builtin.set_fact"}
 
 

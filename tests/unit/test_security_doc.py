@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from remediate.resources import modules_dir, role_dir
+
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "security.md"
 
@@ -44,10 +46,11 @@ def test_every_test_file_it_cites_exists_and_every_promise_has_one():
 
 def test_the_mechanisms_it_names_exist_in_the_code():
     # each "what stops abuse" claim points at something real
-    role = REPO / "playbooks" / "roles" / "memcg_remediate"
+    role = role_dir()
+    lock = modules_dir() / "memcg_lock.py"
     assert "!unsafe" in (REPO / "remediate" / "render.py").read_text()
-    assert (role / "library" / "memcg_lock.py").is_file()
-    assert "/var/lib/memcg-fix/lock" in (role / "library" / "memcg_lock.py").read_text()
+    assert lock.is_file()
+    assert "/var/lib/memcg-fix/lock" in lock.read_text()
     code = "".join(p.read_text() for p in (REPO / "remediate").rglob("*.py"))
     assert '"--verify"' in code  # gpg checks a detached signature
     units = list((role / "files").glob("memcg-fix-reaper*.service")) + list(

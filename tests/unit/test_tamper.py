@@ -91,7 +91,7 @@ EDITS = [
      _sub(r"memcg_remediate_reboot_ok: .*$", "memcg_remediate_reboot_ok: true"),
      "section 'apply play settings' was edited"),
     ("the role",
-     _sub(r"^    - role: memcg_remediate$", "    - role: someone_elses_role"),
+     _sub(r"^    - role: memcg_fix.remediate.memcg_remediate$", "    - role: someone_elses_role"),
      "section 'apply play settings' was edited"),
     ("a task added before the role",
      _sub(r"^(  roles:\n)", "  pre_tasks:\n    - name: Extra\n      ansible.builtin.command: id\n"

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from remediate.hostside import reaper
+from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
 REAPER = [sys.executable, "-m", "remediate.hostside.reaper"]
@@ -773,7 +774,7 @@ OLD_PYTHONS = [p for p in ("/root/.pyenv/versions/2.7.18/bin/python2.7",
                            "/root/.pyenv/versions/3.6.15/bin/python3.6",
                            shutil.which("python2.7"), shutil.which("python3.6"))
                if p and os.access(p, os.X_OK) and "shims" not in p]
-WRAPPER = REPO / "playbooks/roles/memcg_remediate/files/memcg-fix-reaper"
+WRAPPER = role_dir() / "files" / "memcg-fix-reaper"
 
 
 @pytest.mark.parametrize("python", [sys.executable, *OLD_PYTHONS])
@@ -781,7 +782,7 @@ def test_installed_wrapper_runs_a_pass_on_each_python(tmp_path, host, python):
     """The layout the role installs: /usr/lib/memcg-fix/memcg_fix_host plus
     the wrapper script, run by the target's own interpreter."""
     lib = tmp_path / "lib"
-    shutil.copytree(REPO / "remediate/hostside", lib / "memcg_fix_host",
+    shutil.copytree(REPO / "remediate" / "hostside", lib / "memcg_fix_host",
                     ignore=shutil.ignore_patterns("__pycache__"))
     text = WRAPPER.read_text()
     assert text.count('"/usr/lib/memcg-fix"') == 1

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from remediate.hostside import reaper
+from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
-TEMPLATE = REPO / "playbooks/roles/memcg_remediate/templates/reaper.conf.j2"
+TEMPLATE = role_dir() / "templates" / "reaper.conf.j2"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 CASES = {

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from remediate.hostside import rmdir
+from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
-WRAPPER = REPO / "playbooks/roles/memcg_remediate/files/memcg-fix-rmdir"
+WRAPPER = role_dir() / "files" / "memcg-fix-rmdir"
 
 V1_MOUNTINFO = (
     "25 20 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec - tmpfs tmpfs ro,mode=755\n"
@@ -395,7 +396,7 @@ def test_v2_loop_with_nothing_charged_writes_nothing():
 def _installed_copy(tmp_path: Path) -> Path:
     """The layout the role installs: /usr/lib/memcg-fix/memcg_fix_host + wrapper."""
     lib = tmp_path / "lib"
-    shutil.copytree(REPO / "remediate/hostside", lib / "memcg_fix_host",
+    shutil.copytree(REPO / "remediate" / "hostside", lib / "memcg_fix_host",
                     ignore=shutil.ignore_patterns("__pycache__"))
     text = WRAPPER.read_text()
     assert text.count('"/usr/lib/memcg-fix"') == 1

@@ -10,6 +10,7 @@ import yaml
 
 from remediate import catalogue
 from remediate.policy.schema import plan_schema, policy_schema
+from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -88,7 +89,7 @@ def test_entries_are_well_formed():
 
 
 def test_the_role_takes_exactly_these_parameters():
-    role_vars = REPO / "playbooks" / "roles" / "memcg_remediate" / "vars" / "main.yml"
+    role_vars = role_dir() / "vars" / "main.yml"
     if not role_vars.exists():
         pytest.skip("the role's vars/main.yml is not in this checkout")
     declared = yaml.safe_load(role_vars.read_text(encoding="utf-8"))["__memcg_remediate_params"]

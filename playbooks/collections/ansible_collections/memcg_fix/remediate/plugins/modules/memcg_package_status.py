@@ -43,7 +43,7 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Is runc new enough?
-  memcg_package_status:
+  memcg_fix.remediate.memcg_package_status:
     name: runc
     min_version: 1.0.0~rc94
     binary: runc
@@ -64,7 +64,7 @@ import re
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.memcg_fix_host.fileio import SourceError, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, run_command, which
 
 
 class Failure(Exception):

@@ -26,7 +26,7 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Put every file back
-  memcg_restore: {}
+  memcg_fix.remediate.memcg_restore: {}
 """
 
 RETURN = r"""
@@ -37,7 +37,7 @@ refused: {description: Files left alone because they changed since memcg-fix wro
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.memcg_fix_host import safeedit
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import safeedit
 
 
 def _text(data):

@@ -32,7 +32,7 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Collect memcg facts
-  memcg_facts:
+  memcg_fix.remediate.memcg_facts:
   register: memcg
 """
 
@@ -52,8 +52,8 @@ unknown:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.memcg_fix_host.collect import collect
-from ansible.module_utils.memcg_fix_host.reader import LiveReader, RootReader
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.collect import collect
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.reader import LiveReader, RootReader
 
 SCHEMA_VERSION = 1
 

@@ -40,7 +40,7 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Take the lock
-  memcg_lock: {state: acquired, owner: "run-1234"}
+  memcg_fix.remediate.memcg_lock: {state: acquired, owner: "run-1234"}
 """
 
 RETURN = r"""

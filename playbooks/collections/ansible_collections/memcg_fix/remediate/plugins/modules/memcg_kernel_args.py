@@ -55,12 +55,12 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Boot every entry with kmem accounting off
-  memcg_kernel_args:
+  memcg_fix.remediate.memcg_kernel_args:
     arg: cgroup.memory=nokmem
   register: nokmem
 
 - name: Remove it again (rollback)
-  memcg_kernel_args:
+  memcg_fix.remediate.memcg_kernel_args:
     arg: cgroup.memory=nokmem
     state: absent
 """
@@ -91,11 +91,11 @@ files:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.memcg_fix_host import bootargs, safeedit
-from ansible.module_utils.memcg_fix_host.boot import parse_grub_cfg, parse_grubby_info
-from ansible.module_utils.memcg_fix_host.cmdline import has_nokmem, split_args
-from ansible.module_utils.memcg_fix_host.fileio import SourceError, read_text, run_command, which
-from ansible.module_utils.memcg_fix_host.kernel import parse_os_release
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import bootargs, safeedit
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.boot import parse_grub_cfg, parse_grubby_info
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.cmdline import has_nokmem, split_args
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, read_text, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.kernel import parse_os_release
 
 DEFAULT_GRUB = "/etc/default/grub"
 KERNEL_CMDLINE = "/etc/kernel/cmdline"

@@ -75,7 +75,7 @@ author: memcg-fix
 
 EXAMPLES = r"""
 - name: Stop pam_lastlog from writing wtmp and lastlog
-  memcg_pam_lastlog:
+  memcg_fix.remediate.memcg_pam_lastlog:
     method: noupdate
 """
 
@@ -99,9 +99,9 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.memcg_fix_host import pamedit, safeedit
-from ansible.module_utils.memcg_fix_host.fileio import SourceError, read_text, run_command, which
-from ansible.module_utils.memcg_fix_host.pam import file_owner
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import pamedit, safeedit
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, read_text, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.pam import file_owner
 
 POSTLOGIN = "/etc/pam.d/postlogin"
 AUTHSELECT_DIR = "/etc/authselect"
