@@ -34,14 +34,12 @@ import pytest
 import yaml
 
 from remediate.hostside.pam import parse_pam_lines
-from remediate.resources import playbooks_dir
+from remediate.resources import COLLECTION
 from tests.targets.ansible import PlaybookResult, run_playbook
 
 pytestmark = pytest.mark.containers
 
-ROLE = playbooks_dir() / "roles" / "memcg_remediate"
-MODULE_ENV = {"ANSIBLE_LIBRARY": str(ROLE / "library"),
-              "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils")}
+MODULE = f"{COLLECTION}.memcg_pam_lastlog"
 
 # what authselect owns, and memcg-fix's record of it
 AUTHSELECT_TREES = ("/etc", "/var/lib/authselect")
@@ -57,9 +55,9 @@ def pam_lastlog(tmp_path: Path, inventory: Path, *, check: bool = False, diff: b
     play = tmp_path / "pam-lastlog.yml"
     play.write_text(yaml.safe_dump([{
         "name": "memcg_pam_lastlog", "hosts": "targets", "gather_facts": False,
-        "tasks": [{"name": "memcg_pam_lastlog", "memcg_pam_lastlog": params, "become": True}],
+        "tasks": [{"name": "memcg_pam_lastlog", MODULE: params, "become": True}],
     }]))
-    return run_playbook(play, inventory, check=check, diff=diff, env=MODULE_ENV)
+    return run_playbook(play, inventory, check=check, diff=diff)
 
 
 def snapshot(target) -> dict[str, str]:
