@@ -35,6 +35,7 @@ import yaml
 
 from remediate.hostside.pam import parse_pam_lines
 from remediate.resources import COLLECTION
+from tests.integration.test_role import run_role
 from tests.targets.ansible import PlaybookResult, run_playbook
 
 pytestmark = pytest.mark.containers
@@ -46,7 +47,7 @@ AUTHSELECT_TREES = ("/etc", "/var/lib/authselect")
 MANIFEST = "/var/lib/memcg-fix/backups/manifest.json"
 CUSTOM = "/etc/authselect/custom/memcg-fix"
 BACKUP = "/var/lib/authselect/backups/memcg-fix-before"
-REFUSED_RESELECT = "was selected after memcg-fix selected custom/memcg-fix"
+RESELECTED = "was selected after memcg-fix selected custom/memcg-fix"
 
 
 def pam_lastlog(tmp_path: Path, inventory: Path, *, check: bool = False, diff: bool = False,
@@ -242,17 +243,18 @@ def test_a_reselect_by_the_admin_is_reported_and_is_no_dead_end(
     t.sh("authselect select sssd with-fingerprint with-mkhomedir --force >/dev/null")
     reapplied = pam_lastlog(tmp_path, inventory)
     assert reapplied.returncode == 0, reapplied.describe()
-    assert REFUSED_RESELECT in reapplied.output
+    assert RESELECTED in reapplied.output
     assert_fixed(t)
     assert current(t) == ["custom/memcg-fix", "with-fingerprint", "with-mkhomedir"]
     # the new rollback point is the admin's choice
     assert "sssd with-fingerprint with-mkhomedir" in t.read_file(MANIFEST).decode()
 
-    # a reselect, then rollback: the admin's choice stays, memcg-fix's leftovers go
+    # a reselect, then the role's rollback: the admin's choice stays,
+    # memcg-fix's leftovers go, and the host's report says so
     t.sh("authselect select sssd with-fingerprint --force >/dev/null")
-    rolled = pam_lastlog(tmp_path, inventory, state="absent")
+    rolled = run_role(tmp_path, inventory, [], memcg_remediate_state="absent")
     assert rolled.returncode == 0, rolled.describe()
-    assert REFUSED_RESELECT in rolled.output
+    assert f"pam-lastlog: authselect profile sssd with-fingerprint {RESELECTED}" in rolled.output
     assert current(t) == ["sssd", "with-fingerprint"]
     assert not t.exists(CUSTOM) and not t.exists(BACKUP)
     assert authselect_notes(t) == []

@@ -92,6 +92,12 @@ profile:
   description: The authselect profile selected after the run (authselect hosts only).
   returned: when authselect manages PAM
   type: str
+notices:
+  description: What the operator should know about this host, e.g. that the admin selected another
+    authselect profile after memcg-fix selected its own (also given as warnings).
+  returned: always
+  type: list
+  elements: str
 """
 
 import hashlib
@@ -206,6 +212,7 @@ class PamLastlog(object):
         self.files = []
         self.diffs = []
         self.warnings = []
+        self.notices = []
 
     def run(self, argv, check_rc=True):
         try:
@@ -444,7 +451,7 @@ class PamLastlog(object):
             if not self.module.check_mode:
                 self.forget_notes()
             return True
-        self.warnings.append(
+        self.notify(
             "authselect profile %s was selected after memcg-fix selected %s; memcg-fix leaves "
             "that choice alone, removes its unused %s and starts over from %s"
             % (" ".join([profile] + features), self.custom_id, " and ".join(leftovers), profile))
@@ -475,6 +482,10 @@ class PamLastlog(object):
         if backup:
             self.remove_backup(backup, bool(self.backups.note(NOTE_BACKUPS_DIR_NEW)))
 
+    def notify(self, message):
+        self.warnings.append(message)
+        self.notices.append(message)
+
     def authselect_revert(self, profile, features, valid, detail):
         before = self.backups.note(NOTE_PROFILE)
         if not before:
@@ -484,7 +495,7 @@ class PamLastlog(object):
             backup = self.backups.note(NOTE_BACKUP)
             leftovers = self.leftovers(backup)
             if leftovers:
-                self.warnings.append(
+                self.notify(
                     "authselect profile %s was selected after memcg-fix selected %s; rollback "
                     "leaves that choice alone and only removes %s"
                     % (" ".join([profile] + features), self.custom_id, " and ".join(leftovers)))
@@ -591,7 +602,8 @@ class PamLastlog(object):
             self.plain(manager, skip=(POSTLOGIN,))
         else:
             self.plain(manager)
-        result.update(changed=bool(self.files), files=self.files, diff=self.diffs)
+        result.update(changed=bool(self.files), files=self.files, diff=self.diffs,
+                      notices=self.notices)
         return result
 
 
