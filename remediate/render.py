@@ -8,8 +8,11 @@ Safety properties, each tested:
 
 * Host data is YAML data tagged ``!unsafe``: Ansible never templates it,
   so a host name or parameter holding ``{{ ... }}`` stays a string.
-* Header comments are escaped to one line each: a newline in a rationale
-  cannot end the comment and start a play.
+* Header comments go through :func:`remediate.text.shown`, the one
+  sanitizer of human-facing text: one line each (a newline in a rationale
+  cannot end the comment and start a play), and no character YAML refuses
+  (a C1 control or a lone surrogate from one host's kernel log would make
+  the whole fleet's playbook unloadable) or a terminal acts on.
 * The same plan renders to the same bytes (sorted, no timestamps).
 * The header carries sha256 digests of every section and of the whole
   file; :func:`check` recomputes them and names what was edited.
@@ -31,6 +34,7 @@ from . import __version__
 from .errors import InputError
 from .plan import Plan, canonical_json
 from .resources import ROLE_FQCN
+from .text import encodable, shown
 
 DEFAULT_BATCHES: Final[tuple[int | str, ...]] = (1, "10%", "25%")
 ROLE: Final = ROLE_FQCN
@@ -86,12 +90,9 @@ def _unsafe(value: Any) -> Any:
     return value
 
 
-_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
 def one_line(text: Any) -> str:
-    """``text`` safe inside a YAML comment: no character YAML reads as a line break."""
-    return _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+    """``text`` safe inside a YAML comment: one line, nothing YAML refuses or a terminal runs."""
+    return shown(text)
 
 
 def _digest(value: Any) -> str:
@@ -137,6 +138,19 @@ _ROLE_VARS: Final = {
     "memcg_remediate_reboot_ok": "{{ memcg_fix_reboot_ok | default(false) | bool }}",
     "memcg_remediate_rollback_force": "{{ memcg_fix_force | default(false) | bool }}",
 }
+
+
+def _refuse_unencodable(plan: Plan) -> None:
+    """A plan naming a host with a lone surrogate can only be made by hand (facts
+    files have them escaped); YAML cannot hold one, so say so instead of
+    writing a playbook Ansible refuses."""
+    for host in plan.hosts:
+        if encodable(host.host) != host.host:
+            raise InputError(
+                f"the plan names the host {encodable(host.host)!r}, which holds a lone "
+                "surrogate (an invalid code point) that no playbook can hold; plan again "
+                "from facts"
+            )
 
 
 def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
@@ -200,8 +214,23 @@ def _sections(plays: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     settings["vars"] = {k: v for k, v in apply.get("vars", {}).items() if k != "memcg_fix_plan"}
     sections = {"host selection play": _digest(select), "apply play settings": _digest(settings)}
     for host in sorted(plan_data):
-        sections[f"plan for host {host}"] = _digest(plan_data[host])
+        sections[f"plan for host {_section_label(host)}"] = _digest(plan_data[host])
     return sections
+
+
+_PLAIN_LABEL: Final = re.compile(r"[ -~]{1,58}")  # printable ASCII, short
+_LABEL_PREFIX: Final = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _section_label(host: str) -> str:
+    """How a host's section is named in the header: the host name itself, or,
+    when it is long or holds characters JSON escapes, a printable prefix and
+    a digest of the name, so every section line fits ansible-lint's 160
+    columns whatever the host is called."""
+    if _PLAIN_LABEL.fullmatch(host) and '"' not in host and "\\" not in host:
+        return host
+    digest = hashlib.sha256(encodable(host).encode("utf-8")).hexdigest()[:24]
+    return f"{_LABEL_PREFIX.sub('_', host[:20])}~{digest}"
 
 
 def _wrapped(first: str, text: str) -> list[str]:
@@ -245,26 +274,26 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
     ]
     for host in sorted(planned, key=lambda h: h.host):
         reboot = "needs a reboot" if host.needs_reboot else "no reboot"
-        lines.append(
-            f"# host {one_line(json.dumps(host.host))}: {len(host.mitigations)} "
+        lines += _wrapped(
+            "# host ", f"{one_line(json.dumps(host.host))}: {len(host.mitigations)} "
             f"mitigation(s), {reboot}"
         )
         for m in host.mitigations:
             params = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(m.params.items()))
-            lines.append(
-                f"#   - {one_line(m.id)}: risk {one_line(m.risk)}, disruption "
+            lines += _wrapped(
+                "#   - ", f"{one_line(m.id)}: risk {one_line(m.risk)}, disruption "
                 f"{one_line(m.disruption)}, reboot {'yes' if m.needs_reboot else 'no'}"
                 + (f", params {one_line(params)}" if params else "")
             )
             lines += _wrapped("#       why: ", one_line(m.rationale))
             if m.alternatives:
-                lines.append(f"#       alternatives: {one_line(', '.join(m.alternatives))}")
+                lines += _wrapped("#       alternatives: ", one_line(", ".join(m.alternatives)))
         for f in host.findings:
             lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
         if host.status == "unknown":
-            lines.append(
-                f"# host {one_line(json.dumps(host.host))}: unknown, because "
+            lines += _wrapped(
+                "# host ", f"{one_line(json.dumps(host.host))}: unknown, because "
                 f"{one_line(host.reason or 'its facts could not be read')} (not changed)"
             )
     lines.append("#")
@@ -276,6 +305,7 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
 def render(plan: Plan, options: RenderOptions | None = None) -> str:
     """The playbook text for ``plan``: byte-identical for the same plan and options."""
     options = options or RenderOptions()
+    _refuse_unencodable(plan)
     plays = _plays(plan, options)
     body = yaml.dump(
         plays,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ..policy.model import Policy
 from ..render import APPLY_PLAY, PlaybookCheck, check
 from ..report import terminal_safe
 from ..run import Progress
+from . import tell
 
 
 def add_inventory_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -64,19 +64,13 @@ def progress_printer(quiet: bool = False):  # type: ignore[no-untyped-def]
             # with `serial`, Ansible starts the play again for every batch
             state["batches"] += 1
             which = " (canary)" if state["batches"] == 1 else ""
-            print(f"memcg-fix: batch {state['batches']}{which}", file=sys.stderr)
+            tell(f"batch {state['batches']}{which}")
         elif event.kind == "reboot":
-            print(
-                f"memcg-fix:   {terminal_safe(event.host)}: {terminal_safe(event.text)}",
-                file=sys.stderr,
-            )
+            tell(f"  {terminal_safe(event.host)}: {terminal_safe(event.text)}")
         elif event.kind == "host":
             state["hosts"] += 1
-            print(
-                f"memcg-fix:   [{state['hosts']} done] {terminal_safe(event.host)}: "
-                f"{terminal_safe(event.text)}",
-                file=sys.stderr,
-            )
+            tell(f"  [{state['hosts']} done] {terminal_safe(event.host)}: "
+                 f"{terminal_safe(event.text)}")
 
     return show
 

@@ -16,6 +16,7 @@ from ..report import render as render_plan
 from ..report import terminal_safe
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import diffs_markdown_lines, diffs_text
+from . import tell
 from ._fleet import out_dir
 
 PLAYBOOK_NAME = "memcg-fix.yml"
@@ -64,19 +65,9 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
             sys.stdout.write(diffs_text(dry))
         for host in dry.failed_hosts:
             outcome = dry.hosts[host]
-            print(
-                f"memcg-fix: dry run failed on {terminal_safe(host)} at "
-                f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}",
-                file=sys.stderr,
-            )
+            tell(f"dry run failed on {terminal_safe(host)} at "
+                 f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}")
     for unknown in (h for h in plan.hosts if h.status == "unknown"):
-        print(
-            f"memcg-fix: {terminal_safe(unknown.host)}: unknown, because "
-            f"{terminal_safe(unknown.reason)}",
-            file=sys.stderr,
-        )
-    print(
-        f"memcg-fix: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}",
-        file=sys.stderr,
-    )
+        tell(f"{terminal_safe(unknown.host)}: unknown, because {terminal_safe(unknown.reason)}")
+    tell(f"note: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}")
     return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)

@@ -11,6 +11,7 @@ from ..errors import ExitCode, InputError
 from ..render import parse_batches
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import all_verified, summarize, summary_json, summary_markdown, summary_text
+from . import tell
 from ._fleet import (
     add_inventory_args,
     decision_changes,
@@ -101,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     _text, recorded, warnings = read_playbook(args.playbook, force=args.force)
     for warning in warnings:
-        print(f"memcg-fix: warning: {warning}", file=sys.stderr)
+        tell(f"warning: {warning}")
     batches = parse_batches(args.batches) if args.batches else None
     inventory = list(args.inventory)
     # a clear error for a bad inventory before anything runs; the hosts in reach
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.force:
             raise InputError(message + " (plan again, or use --force)")
-        print(f"memcg-fix: warning: {message} (running anyway: --force)", file=sys.stderr)
+        tell(f"warning: {message} (running anyway: --force)")
     extravars: dict[str, object] = {"memcg_fix_reboot_ok": bool(args.reboot_ok)}
     if batches:
         extravars["memcg_fix_batches"] = list(batches)
@@ -160,5 +161,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(summary_markdown(rows, title, report))
     else:
         sys.stdout.write(summary_text(rows, title))
-    print(f"memcg-fix: artifacts in {report.artifacts_dir}", file=sys.stderr)
+    tell(f"note: artifacts in {report.artifacts_dir}")
     return int(ExitCode.OK if all_verified(rows) else ExitCode.FAILED)

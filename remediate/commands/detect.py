@@ -13,6 +13,7 @@ from typing import Any
 from .. import __version__
 from ..errors import UsageError
 from ..facts import HostFacts, collect_local, collect_root, document
+from ..text import shown
 
 EXAMPLES = """\
 examples:
@@ -119,17 +120,20 @@ def _cell(value: Any) -> str:
         return "?"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return shown(value)
 
 
 def render_table(hosts: Sequence[HostFacts]) -> str:
-    """One row per host with the key facts; ``?`` marks an unknown fact."""
+    """One row per host with the key facts; ``?`` marks an unknown fact.
+
+    Every value comes from the host: each is shown through the one sanitizer.
+    """
     rows = [[title for title, _ in COLUMNS]]
     for host in hosts:
         if host.error:
-            rows.append([host.host, f"error: {host.error}"])
+            rows.append([shown(host.host), shown(f"error: {host.error}")])
             continue
-        row = [host.host]
+        row = [shown(host.host)]
         for _title, path in COLUMNS[1:-1]:
             row.append(_cell(host.get(path)))
         row.append(str(len(host.unknown)))
@@ -139,7 +143,7 @@ def render_table(hosts: Sequence[HostFacts]) -> str:
     for row in rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
-    notes = [f"{h.host}: {u.fact}: {u.reason}" for h in hosts for u in h.unknown]
+    notes = [shown(f"{h.host}: {u.fact}: {u.reason}") for h in hosts for u in h.unknown]
     text = "\n".join(lines) + "\n"
     if notes:
         text += "\nunknown:\n" + "\n".join(f"  {n}" for n in notes) + "\n"

@@ -14,6 +14,7 @@ from .. import policy as policy_api
 from ..errors import ExitCode, InputError
 from ..facts.model import HostFacts
 from ..report import FORMATS, render
+from . import tell
 
 DESCRIPTION = """\
 Decide, for each host, which mitigations from the closed catalogue apply and
@@ -151,8 +152,5 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         shown = ", ".join(repr(h) for h in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        print(
-            f"memcg-fix: {len(unknown)} host(s) could not be planned: {shown}{more}",
-            file=sys.stderr,
-        )
+        tell(f"{len(unknown)} host(s) could not be planned: {shown}{more}")
     return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..text import encodable
+
 SCHEMA_VERSION = 1
 
 
@@ -70,7 +72,7 @@ class HostFacts:
     def from_json(cls, obj: Mapping[str, Any]) -> HostFacts:
         """Build from one entry of a facts document (already schema-validated)."""
         return cls(
-            host=str(obj["host"]),
+            host=encodable(str(obj["host"])),
             facts=obj.get("facts") or {},
             unknown=tuple(
                 Unknown(str(u.get("fact", "?")), str(u.get("reason", "?")))

@@ -49,6 +49,7 @@ from remediate.facts.model import Unknown
 from remediate.hostside import cgroupfs, rmdir
 from remediate.plan import HostPlan, Plan, PlannedMitigation, PolicyRef
 from remediate.resources import collection_dir, role_dir
+from remediate.text import shown
 from tests.injection_corpus import injection_strings
 from tests.rendered_html import RenderedHtml
 from tests.targets.ansible import ansible_bin, ansible_env
@@ -283,7 +284,7 @@ def test_hostile_params_and_names_stay_data_even_in_a_hand_made_plan(marker, tmp
 # --- the Markdown report ---------------------------------------------------------
 
 def _shown(text: str) -> str:
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return " ".join(shown(text).split())
 
 
 def test_the_markdown_report_shows_every_string_escaped(hostile_run):

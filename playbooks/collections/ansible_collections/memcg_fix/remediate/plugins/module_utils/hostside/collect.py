@@ -183,19 +183,25 @@ def _default_grub(ctx):
     text = _text_or_unknown(ctx, "/etc/default/grub", "boot.default_grub")
     files = []
     env = {}
-    if text is not None:
-        env = boot_parsers.parse_default_grub(text, env)
-        files.append("/etc/default/grub")
+    budget = boot_parsers.ExpansionBudget()  # one for the file and its drop-ins
     try:
-        dropins = [n for n in ctx.reader.listdir("/etc/default/grub.d") if n.endswith(".cfg")]
-    except SourceError:
-        dropins = []
-    for name in dropins:
-        path = "/etc/default/grub.d/" + name
-        dropin = _text_or_unknown(ctx, path, "boot.default_grub")
-        if dropin is not None:
-            env = boot_parsers.parse_default_grub(dropin, env)
-            files.append(path)
+        if text is not None:
+            env = boot_parsers.parse_default_grub(text, env, budget, "/etc/default/grub")
+            files.append("/etc/default/grub")
+        try:
+            dropins = [n for n in ctx.reader.listdir("/etc/default/grub.d")
+                       if n.endswith(".cfg")]
+        except SourceError:
+            dropins = []
+        for name in dropins:
+            path = "/etc/default/grub.d/" + name
+            dropin = _text_or_unknown(ctx, path, "boot.default_grub")
+            if dropin is not None:
+                env = boot_parsers.parse_default_grub(dropin, env, budget, path)
+                files.append(path)
+    except boot_parsers.ExpansionError as exc:
+        ctx.missing("boot.default_grub", exc)
+        return None
     if not files:
         return None
     linux = env.get("GRUB_CMDLINE_LINUX")
@@ -239,6 +245,7 @@ def section_boot(ctx):
     grubenv = _grubenv(ctx) or {}
     result["grubenv_kernelopts"] = grubenv.get("kernelopts")
     entries = []
+    unreadable = False
     if reader.live:
         try:
             entries = boot_parsers.parse_grubby_info(reader.run(["grubby", "--info=ALL"]))
@@ -260,7 +267,14 @@ def section_boot(ctx):
             text = _text_or_none(ctx, "/boot/loader/entries/" + name)
             if text is not None:
                 texts.append((name, text))
-        entries = boot_parsers.bls_entries(texts, grubenv)
+        try:
+            entries = boot_parsers.bls_entries(texts, grubenv)
+        except boot_parsers.ExpansionError as exc:
+            # the entries are there but cannot be read: not a reason to
+            # believe another boot loader's configuration instead
+            entries = []
+            reasons.append(str(exc))
+            unreadable = True
         if entries:
             result["backend"] = "bls"
             saved = grubenv.get("saved_entry")
@@ -271,7 +285,7 @@ def section_boot(ctx):
                 result["default_index"] = 0
         elif not names:
             reasons.append("no BLS entries in /boot/loader/entries")
-    if not entries:
+    if not entries and not unreadable:
         for path in _grub_cfg_paths(ctx):
             text = _text_or_none(ctx, path)
             if text is None:
@@ -304,7 +318,8 @@ def section_boot(ctx):
         result["nokmem_all_entries"] = all(entry["nokmem"] for entry in entries)
     else:
         ctx.missing("boot.nokmem_all_entries",
-                    "no boot entries found: " + ("; ".join(reasons) or "no boot loader"))
+                    ("the boot entries cannot be read: " if unreadable
+                     else "no boot entries found: ") + ("; ".join(reasons) or "no boot loader"))
     ctx.boot = result
     return result
 
