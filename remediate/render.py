@@ -2,7 +2,7 @@
 
 The playbook is what a reviewer reads in a change request and what AWX/Tower
 runs as a job template, so it must stand alone (only the
-``memcg_remediate`` role next to it) and say everything in its header.
+``memcg_fix.remediate`` collection next to it) and say everything in its header.
 
 Safety properties, each tested:
 
@@ -39,9 +39,17 @@ from .text import encodable, shown
 DEFAULT_BATCHES: Final[tuple[int | str, ...]] = (1, "10%", "25%")
 ROLE: Final = ROLE_FQCN
 PLANNED_GROUP: Final = "memcg_fix_planned"
+CANARY_GROUP: Final = "memcg_fix_canary"
+# What a run does (extra var memcg_fix_stage): apply to every planned host,
+# canary first (all); apply to the canary alone (canary: the AWX workflow's
+# canary job, before its approval node); or, in check mode, fail every host
+# whose plan is not fully in effect (verify: the workflow's last job).
+STAGES: Final = ("all", "canary", "verify")
 SELECT_PLAY: Final = "Select the hosts this memcg-fix plan covers"
 APPLY_PLAY: Final = "Apply the reviewed memcg-fix plan, canary first, then in batches"
-REPORT_TASK: Final = "Report the memcg-fix result of this host"
+# The custom stat (set_stats) in which the role records each host's outcome:
+# {host: {state, selected, changed, rebooted, reboot_required, verified, ...}}
+RESULTS_STAT: Final = "memcg_fix_results"
 _MAGIC: Final = "# memcg-fix playbook"
 _CONTENT_LINE: Final = "# content-sha256: "
 
@@ -137,6 +145,7 @@ _ROLE_VARS: Final = {
     "memcg_remediate_state": "{{ memcg_fix_state | default('present') }}",
     "memcg_remediate_reboot_ok": "{{ memcg_fix_reboot_ok | default(false) | bool }}",
     "memcg_remediate_rollback_force": "{{ memcg_fix_force | default(false) | bool }}",
+    "memcg_remediate_expect_in_effect": "{{ (memcg_fix_stage | default('all')) == 'verify' }}",
 }
 
 
@@ -173,22 +182,47 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
         "vars": {"memcg_fix_planned_hosts": _unsafe([h.host for h in planned])},
         "tasks": [
             {
+                "name": "Check the stage this run applies",
+                "ansible.builtin.assert": {
+                    "that": [
+                        "memcg_fix_stage | default('all') in " + json.dumps(list(STAGES)),
+                        "memcg_fix_stage | default('all') != 'verify' or ansible_check_mode",
+                    ],
+                    "fail_msg": "memcg_fix_stage must be one of " + ", ".join(STAGES)
+                    + "; verify runs in check mode only",
+                    "quiet": True,
+                },
+                "run_once": True,
+            },
+            {
                 "name": "Put the planned hosts in a group of their own",
                 "ansible.builtin.group_by": {"key": PLANNED_GROUP},
                 "changed_when": False,
                 "when": "inventory_hostname in memcg_fix_planned_hosts",
-            }
+            },
+            {
+                # the first planned host (by name) this run's inventory and
+                # limit keep: the same host the first batch holds
+                "name": "Put the canary in a group of its own",
+                "ansible.builtin.group_by": {"key": CANARY_GROUP},
+                "changed_when": False,
+                "when": "inventory_hostname == (memcg_fix_planned_hosts"
+                " | select('in', ansible_play_hosts_all) | first | default(''))",
+            },
         ],
     }
     batches = list(options.batches)
     apply = {
         "name": APPLY_PLAY,
-        "hosts": PLANNED_GROUP,
+        "hosts": "{{ '" + CANARY_GROUP + "' if (memcg_fix_stage | default('all')) == 'canary'"
+        " else '" + PLANNED_GROUP + "' }}",
         # group_by fills the group in whatever order hosts answer; batches
         # (and so the canary) follow host names, as the header says
         "order": "sorted",
         "gather_facts": False,
-        "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
+        # verify changes nothing: every host in one batch, so each one is judged
+        "serial": "{{ ['100%'] if (memcg_fix_stage | default('all')) == 'verify' else "
+        "memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
         "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default("
         + str(options.max_fail_percentage)
         + ") }}",
@@ -269,7 +303,8 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         "# Run it:  memcg-fix apply -i INVENTORY --playbook THIS_FILE [--reboot-ok]",
         "#   or as an AWX/Tower job template with this repository as its project",
         "#   (extra vars: memcg_fix_reboot_ok, memcg_fix_batches;",
-        "#   rollback: memcg_fix_state=absent).",
+        "#   memcg_fix_stage=canary: the canary host only; memcg_fix_stage=verify with --check:",
+        "#   fail hosts whose plan is not fully in effect; rollback: memcg_fix_state=absent).",
         "#",
     ]
     for host in sorted(planned, key=lambda h: h.host):

@@ -14,7 +14,7 @@ from ..plan import Plan
 from ..policy.model import Policy
 from ..render import APPLY_PLAY, PlaybookCheck, check
 from ..report import terminal_safe
-from ..run import Progress
+from ..run import DEFAULT_VIA, GATHER_VIA, Progress
 from . import tell
 
 
@@ -36,6 +36,21 @@ def add_inventory_args(parser: argparse.ArgumentParser, *, required: bool = True
         type=int,
         help="hosts Ansible works on in parallel (Ansible's default: 5)",
     )
+
+
+def add_via_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--via raw|module``: how facts are read from an inventory's hosts."""
+    parser.add_argument(
+        "--via",
+        choices=tuple(GATHER_VIA),
+        help="with -i: how facts are read, one round trip per host: raw (default: one shell "
+        "command that runs the collector on the host's own Python) or module (the "
+        "memcg_facts Ansible module); both give the same facts",
+    )
+
+
+def via(args: argparse.Namespace) -> str:
+    return str(getattr(args, "via", None) or DEFAULT_VIA)
 
 
 def out_dir(requested: str | None, verb: str) -> Path:

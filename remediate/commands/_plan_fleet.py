@@ -17,7 +17,7 @@ from ..report import terminal_safe
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import diffs_markdown_lines, diffs_text
 from . import tell
-from ._fleet import out_dir
+from ._fleet import out_dir, via
 
 PLAYBOOK_NAME = "memcg-fix.yml"
 
@@ -30,7 +30,9 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
         batches=parse_batches(args.batches) if args.batches else DEFAULT_BATCHES
     )
     out = out_dir(args.out, "plan")
-    hosts, _facts_run = collect_facts(inventory, data_dir=out, limit=args.limit, forks=args.forks)
+    hosts, _facts_run = collect_facts(
+        inventory, data_dir=out, limit=args.limit, forks=args.forks, via=via(args)
+    )
     (out / "facts.json").write_text(
         json.dumps(document(hosts, __version__), indent=2, sort_keys=True) + "\n"
     )

@@ -14,11 +14,13 @@ from ..runreport import all_verified, summarize, summary_json, summary_markdown,
 from . import tell
 from ._fleet import (
     add_inventory_args,
+    add_via_arg,
     decision_changes,
     load_policy,
     out_dir,
     progress_printer,
     read_playbook,
+    via,
 )
 
 DESCRIPTION = """\
@@ -63,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inventory_args(parser)
+    add_via_arg(parser)
     parser.add_argument(
         "--playbook", metavar="FILE", required=True, help="the playbook 'memcg-fix plan -i' wrote"
     )
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out = out_dir(args.out, "apply")
     show = progress_printer(args.quiet)
     facts, _report = collect_facts(
-        inventory, data_dir=out, limit=args.limit, forks=args.forks, on_event=None
+        inventory, data_dir=out, limit=args.limit, forks=args.forks, on_event=None, via=via(args)
     )
     fresh = policy_api.evaluate(policy, facts)
     changes = (

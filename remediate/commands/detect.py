@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import UsageError
 from ..facts import HostFacts, collect_local, collect_root, document
 from ..text import shown
+from ._fleet import add_via_arg, out_dir, via
 
 EXAMPLES = """\
 examples:
@@ -22,7 +23,8 @@ examples:
   memcg-fix detect --root /mnt/image --host web1 a mounted image or chroot
   memcg-fix detect --root ./sosreport-web1-2024  an extracted sosreport
   memcg-fix detect -i hosts.ini --limit web      every host of an Ansible inventory
-                                                 (one read-only module run per host)
+                                                 (one read-only command per host)
+  memcg-fix detect -i hosts.ini --via module     the same through the memcg_facts module
 
 exit codes: 0 facts collected (unknown facts, and hosts that could not be
 reached, are listed, not errors), 2 bad usage, 3 the --root is not a
@@ -60,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="with -i: keep ansible-runner's artifacts here (default: a temp dir)",
     )
+    add_via_arg(parser)
     parser.add_argument("--host", metavar="NAME", help="name to report the host as")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
@@ -70,15 +73,14 @@ def _from_inventory(args: argparse.Namespace) -> list[HostFacts]:
 
     list_hosts(args.inventory, args.limit)
     if args.out:
-        from ._fleet import out_dir
-
         hosts, _report = collect_facts(
-            args.inventory, data_dir=out_dir(args.out, "detect"), limit=args.limit, forks=args.forks
+            args.inventory, data_dir=out_dir(args.out, "detect"), limit=args.limit,
+            forks=args.forks, via=via(args),
         )
         return hosts
     with tempfile.TemporaryDirectory(prefix="memcg-fix-detect-") as tmp:
         hosts, _report = collect_facts(
-            args.inventory, data_dir=Path(tmp), limit=args.limit, forks=args.forks
+            args.inventory, data_dir=Path(tmp), limit=args.limit, forks=args.forks, via=via(args)
         )
     return hosts
 
@@ -87,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if args.inventory:
         hosts = _from_inventory(args)
     else:
-        if args.limit or args.forks or args.out:
-            raise UsageError("detect: --limit, --forks and --out go with -i (see --help)")
+        if args.limit or args.forks or args.out or args.via:
+            raise UsageError("detect: --limit, --forks, --out and --via go with -i (see --help)")
         hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
     if args.format == "json":
         json.dump(document(hosts, __version__), sys.stdout, indent=2, sort_keys=True)

@@ -115,21 +115,30 @@ def known_fact_paths() -> frozenset[str]:
     return frozenset(walk(facts, ""))
 
 
-def from_module_result(host: str, result: Mapping[str, Any]) -> HostFacts:
-    """HostFacts from an Ansible result of the ``memcg_facts`` module."""
+def from_module_result(host: str, result: Mapping[str, Any],
+                       action: str = "memcg_facts") -> HostFacts:
+    """HostFacts from an Ansible result of ``memcg_facts`` (or ``memcg_facts_raw``:
+    the same result), checked against the facts schema like a facts file."""
     if not isinstance(result, Mapping):
-        return HostFacts(host=host, facts={}, error="the module returned no result")
+        return HostFacts(host=host, facts={}, error=f"{action} returned no result")
     if result.get("unreachable"):
         # run.py's message may already say so: "unreachable: unreachable: ..." helps nobody
         message = _one_line(result.get("msg")).removeprefix("unreachable: ")
         return HostFacts(host=host, facts={}, error=f"unreachable: {message}")
     if result.get("failed"):
         return HostFacts(host=host, facts={},
-                         error=f"memcg_facts failed: {_one_line(result.get('msg'))}")
+                         error=f"{action} failed: {_one_line(result.get('msg'))}")
     hf = _from_collected(host, {"facts": result.get("facts"),
                                 "unknown": result.get("unknown")})
     if hf.error:
-        return HostFacts(host=host, facts={}, error=f"memcg_facts: {hf.error}")
+        return HostFacts(host=host, facts={}, error=f"{action}: {hf.error}")
+    problem = schema.first_error(FACTS_SCHEMA, {"schema_version": SCHEMA_VERSION,
+                                                "hosts": [hf.to_json()]})
+    if problem is not None:
+        where = problem[0].replace("$.hosts[0]", "$", 1)
+        return HostFacts(host=host, facts={},
+                         error=f"{action} returned facts that break the facts schema: "
+                               f"{where}: {_one_line(problem[1])}")
     return hf
 
 

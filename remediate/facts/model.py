@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from ..hostside.collect import SCHEMA_VERSION as _COLLECTOR_SCHEMA_VERSION
 from ..text import encodable
 
-SCHEMA_VERSION = 1
+# the facts contract's version: the collector's, which the memcg_facts module returns too
+SCHEMA_VERSION: Final[int] = _COLLECTOR_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

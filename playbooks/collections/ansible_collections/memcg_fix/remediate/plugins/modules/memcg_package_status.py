@@ -38,7 +38,18 @@ options:
     description: The package is a kernel; compare the running kernel too.
     type: bool
     default: false
-author: memcg-fix
+attributes:
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
@@ -50,32 +61,60 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-manager: {description: rpm or dpkg, returned: always, type: str}
-installed: {description: Installed versions, newest first, returned: always, type: list}
-satisfied: {description: An installed version is at or above min_version, returned: always, type: bool}
-binary_path: {description: Where the binary is, returned: when binary is set, type: str}
-binary_owned: {description: A package owns the binary, returned: when binary is set, type: bool}
-binary_version: {description: What the binary says its version is, returned: when binary is set, type: str}
-running_satisfied: {description: The running kernel is at or above min_version, returned: when kernel, type: bool}
+manager:
+  description: The host's package manager, C(rpm) or C(dpkg).
+  returned: always
+  type: str
+installed:
+  description: Installed versions of the package, newest first.
+  returned: always
+  type: list
+  elements: str
+satisfied:
+  description: An installed version (or, with I(binary) on PATH, the binary's version) is at or above I(min_version).
+  returned: always
+  type: bool
+running:
+  description: The running kernel's version, in the package's version format.
+  returned: when I(kernel=true)
+  type: str
+running_satisfied:
+  description: The running kernel is at or above I(min_version).
+  returned: when I(kernel=true)
+  type: bool
+binary_path:
+  description: Where the binary is on PATH (null when it is not there).
+  returned: when I(binary) is set
+  type: str
+binary_owned:
+  description: A package owns the binary.
+  returned: when I(binary) is set
+  type: bool
+binary_version:
+  description: The version the binary prints.
+  returned: when I(binary) is set
+  type: str
 """
 
 import os
 import re
 import sys
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
+    ModuleFailure,
+    finish,
+    run,
+)
 
-
-class Failure(Exception):
-    pass
+# seconds a package query may take (rpm on a slow disk, dpkg with a big database)
+QUERY_TIMEOUT = 120
 
 
 def _run(argv):
-    try:
-        return run_command(argv, timeout=120)
-    except SourceError as exc:
-        raise Failure(str(exc))
+    return run(argv, QUERY_TIMEOUT)
 
 
 class Rpm(object):
@@ -85,8 +124,8 @@ class Rpm(object):
         try:
             import rpm  # the host's own bindings: what yum/dnf compare with
         except ImportError:
-            raise Failure("the rpm Python bindings are not importable by %s; "
-                          "set ansible_python_interpreter to the platform Python" % sys.executable)
+            raise ModuleFailure("the rpm Python bindings are not importable by %s; "
+                                "set ansible_python_interpreter to the platform Python" % sys.executable)
         self._rpm = rpm
 
     @staticmethod
@@ -132,7 +171,7 @@ class Dpkg(object):
 
     def owner(self, path):
         rc, out, _err = _run(["dpkg-query", "-S", path])
-        return out.split(":")[0].strip() if rc == 0 and out.strip() else None
+        return out.split(":", 1)[0].strip() if rc == 0 and out.strip() else None
 
     def running(self):
         # "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)" -> 6.1.76-1
@@ -145,7 +184,7 @@ def manager():
         return Rpm()
     if which("dpkg-query"):
         return Dpkg()
-    raise Failure("neither rpm (with yum/dnf) nor dpkg is available on this host")
+    raise ModuleFailure("neither rpm (with yum/dnf) nor dpkg is available on this host")
 
 
 _UPSTREAM = re.compile(r"^v?(\d+(?:\.\d+)*)(?:[-~.]?(alpha|beta|rc|a|b)\.?(\d*))?")
@@ -172,6 +211,35 @@ def binary_version(path):
     return match.group(1) if match else None
 
 
+def status(name, min_version, binary, kernel):
+    """What the host has of package ``name`` (and ``binary``), against ``min_version``."""
+    pm = manager()
+    installed = pm.installed(name)
+    ordered = sorted(installed, key=_cmp_key(pm), reverse=True)
+    result = dict(
+        changed=False,
+        manager=pm.name,
+        installed=ordered,
+        satisfied=bool(ordered) and pm.compare(ordered[0], min_version) >= 0,
+    )
+    if kernel:
+        running = pm.running()
+        result["running"] = running
+        result["running_satisfied"] = bool(running) and pm.compare(running, min_version) >= 0
+    if binary:
+        path = which(binary)
+        result["binary_path"] = path
+        result["binary_owned"] = bool(path and pm.owner(os.path.realpath(path)))
+        result["binary_version"] = binary_version(path) if path else None
+        if path:
+            have, want = upstream_key(result["binary_version"]), upstream_key(min_version)
+            if have is None or want is None:
+                raise ModuleFailure("cannot compare %s's version %r with %r" % (
+                    path, result["binary_version"], min_version))
+            result["satisfied"] = have >= want
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -182,35 +250,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        pm = manager()
-        installed = pm.installed(params["name"])
-        ordered = sorted(installed, key=_cmp_key(pm), reverse=True)
-        result = dict(
-            changed=False,
-            manager=pm.name,
-            installed=ordered,
-            satisfied=bool(ordered) and pm.compare(ordered[0], params["min_version"]) >= 0,
-        )
-        if params["kernel"]:
-            running = pm.running()
-            result["running"] = running
-            result["running_satisfied"] = bool(running) and pm.compare(running, params["min_version"]) >= 0
-        if params["binary"]:
-            path = which(params["binary"])
-            result["binary_path"] = path
-            result["binary_owned"] = bool(path and pm.owner(os.path.realpath(path)))
-            result["binary_version"] = binary_version(path) if path else None
-            if path:
-                have, want = upstream_key(result["binary_version"]), upstream_key(params["min_version"])
-                if have is None or want is None:
-                    raise Failure("cannot compare %s's version %r with %r" % (
-                        path, result["binary_version"], params["min_version"]))
-                result["satisfied"] = have >= want
-    except Failure as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    p = module.params
+    finish(module, partial(status, p["name"], p["min_version"], p["binary"], p["kernel"]))
 
 
 def _cmp_key(pm):

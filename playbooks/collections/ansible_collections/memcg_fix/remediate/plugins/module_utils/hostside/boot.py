@@ -9,6 +9,10 @@
 * /etc/kernel/cmdline (EL9: what new kernels get).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 from .cmdline import has_nokmem, split_args

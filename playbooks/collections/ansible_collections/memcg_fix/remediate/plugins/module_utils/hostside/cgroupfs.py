@@ -11,6 +11,10 @@ CGROUP2_SUPER_MAGIC on a v2-only host and tmpfs on v1 or hybrid; hybrid is
 when /sys/fs/cgroup/unified is itself cgroup2.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import ctypes
 import ctypes.util
 import errno

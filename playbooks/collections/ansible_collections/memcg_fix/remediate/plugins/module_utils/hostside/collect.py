@@ -6,6 +6,10 @@ unreadable or garbage leaves its facts ``None`` and records why in
 ``unknown``; nothing raises out of :func:`collect`.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import errno
 import os
 import platform
@@ -17,6 +21,10 @@ from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
 from .pam import file_owner, lastlog_lines
+
+# Version of the facts contract (docs/facts.md); the controller refuses
+# another version.
+SCHEMA_VERSION = 1
 
 PAM_FILES = ("/etc/pam.d/postlogin", "/etc/pam.d/login", "/etc/pam.d/sshd")
 _PAM_MODULE_DIRS = ("/usr/lib64/security", "/lib64/security", "/usr/lib/security",
@@ -740,4 +748,3 @@ def collect(reader):
         "sosreport": (not reader.live) and reader.isdir("/sos_commands"),
     }
     return {"facts": facts, "unknown": ctx.unknown}
-

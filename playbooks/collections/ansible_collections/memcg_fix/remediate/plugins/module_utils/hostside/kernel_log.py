@@ -16,6 +16,10 @@ ones quoted in the reports memcg-fix acts on:
   runc, dockerd, kubelet or systemd (moby#29638, kubernetes#112940).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 _LAST_MAX = 500

@@ -5,6 +5,10 @@ Sources: ``rpm -q kernel`` (live), sosreport's ``installed-rpms``,
 ``sos_commands/dpkg/dpkg_-l``.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 # The format memcg-fix asks dpkg-query for: the same columns as `dpkg -l`.

@@ -8,6 +8,10 @@ pam_lastlog(8): ``nowtmp`` stops the wtmp update, ``noupdate`` stops every
 file update (wtmp and lastlog).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 _CONTROL = re.compile(r"^(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$")

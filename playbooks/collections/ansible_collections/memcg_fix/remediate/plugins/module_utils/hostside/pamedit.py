@@ -34,7 +34,9 @@ keep the line-level ``{include if ...}``/``{exclude if ...}`` operators on
 the replacement rule, so authselect keeps or drops both lines together.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import re
 
