@@ -23,12 +23,10 @@ import yaml
 from remediate.resources import COLLECTION, collections_path, modules_dir
 
 MODULES = sorted(p.stem for p in modules_dir().glob("*.py"))
-# Being rewritten (issue 12: real grubby and authselect); their documentation
+# Being rewritten (issue 12: real grubby); its documentation
 # is fixed with that rewrite. strict: the test fails once they agree, so the
 # mark is removed then.
-PENDING = {
-    "memcg_pam_lastlog": "DOCUMENTATION is not valid YAML until the issue-12 rewrite lands",
-}
+PENDING: dict[str, str] = {}
 DOC_DRIFT_PENDING = {
     **PENDING,
     "memcg_kernel_args": "author is not in the Name (@github) form until the issue-12 rewrite",
