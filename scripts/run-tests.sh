@@ -55,13 +55,7 @@ if [[ $skip != *" ansible-test "* ]]; then
   # core drops 2.7-3.7, which the modules must still run on), and the
   # modules' unit tests on the oldest target Python (2.7).
   step "ansible-test sanity (ansible-core 2.16, Python 2.7-3.12)"
-  # TEMPORARY: memcg_pam_lastlog is being rewritten (issue 12) and its
-  # DOCUMENTATION fixed with it; until then it is left out here
-  # (ansible-lint's production profile permits no ignore entry for its
-  # documentation). tests/unit/test_module_docs.py holds it as a strict xfail
-  # meanwhile.
-  bash scripts/ansible-test.sh "$venv216" sanity --venv --color no \
-    --exclude plugins/modules/memcg_pam_lastlog.py
+  bash scripts/ansible-test.sh "$venv216" sanity --venv --color no
   step "ansible-test units (ansible-core 2.16, Python 2.7)"
   bash scripts/ansible-test.sh "$venv216" units --venv --color no --python 2.7
 fi

@@ -1,8 +1,8 @@
 """memcg-fix against a fleet of real container targets: plan -i, apply, rollback.
 
-Debian, el7 and el9 containers (the EL ones with their release's real grubby
-and the authselect stand-in) are driven over ssh by the real memcg-fix CLI, which runs Ansible
-through ansible-runner exactly as it does in production.
+Debian, el7 and el9 containers (the EL ones with their release's real grubby;
+el9 with the real authselect) are driven over ssh by the real memcg-fix CLI,
+which runs Ansible through ansible-runner exactly as it does in production.
 """
 
 from __future__ import annotations

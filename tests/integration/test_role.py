@@ -1,9 +1,10 @@
 """The memcg_remediate role on real container targets, one behaviour per test.
 
-The EL targets carry each release's real grubby and the authselect stand-in
-(named as such in tests/targets/standins/) over real EL file layouts; the
-Debian target is a real Debian userland. Kernel effects (reboots, /proc/cmdline) are proven on
-the VM tier instead: containers share this machine's kernel.
+The EL targets carry each release's real grubby and, on EL8/EL9, the real
+authselect, over real EL file layouts (pam-lastlog through authselect:
+test_authselect.py); the Debian target is a real Debian userland. Kernel
+effects (reboots, /proc/cmdline) are proven on the VM tier instead: containers
+share this machine's kernel.
 """
 
 from __future__ import annotations
@@ -110,31 +111,6 @@ def test_check_mode_changes_no_byte_and_shows_each_entry_before_and_after(
     )
     assert "+++ after: /etc/default/grub.d/99-memcg-fix.cfg" in result.output
     assert "pam_lastlog.so nowtmp showfailed noupdate" in result.output
-
-
-def test_pam_lastlog_goes_through_a_custom_authselect_profile(
-    el8_target, el9_target, inventory_path, tmp_path
-):
-    targets = [el8_target, el9_target]
-    result = run_role(
-        tmp_path, inventory_path(targets), [{"id": "pam-lastlog", "params": {"method": "noupdate"}}]
-    )
-    assert result.returncode == 0, result.describe()
-    for t in targets:
-        current = t.run(["authselect", "current", "--raw"], check=True).stdout.decode()
-        assert current.split()[0] == "custom/memcg-fix"
-        assert t.run(["authselect", "check"]).returncode == 0
-        postlogin = t.read_file("/etc/pam.d/postlogin").decode()
-        lines = [
-            line
-            for line in postlogin.splitlines()
-            if "pam_lastlog.so" in line and not line.lstrip().startswith("#")
-        ]
-        assert lines and all("noupdate" in line.split() for line in lines), lines
-    again = run_role(
-        tmp_path, inventory_path(targets), [{"id": "pam-lastlog", "params": {"method": "noupdate"}}]
-    )
-    assert again.changed() == 0, again.describe()
 
 
 def test_pam_lastlog_refuses_when_authselect_check_fails(el9_target, inventory_path, tmp_path):

@@ -117,11 +117,20 @@ def test_el_layouts(el7_target, el8_target, el9_target):
 
     assert el9_target.read_file("/etc/kernel/cmdline").startswith(b"root=/dev/mapper/rl-root")
     assert "options root=" in el9_target.sh("cat /boot/loader/entries/*.conf")
-    for el in (el8_target, el9_target):
-        link = el.run(["readlink", "/etc/pam.d/postlogin"]).stdout.strip()
-        assert link == b"/etc/authselect/postlogin"
+    # the real authselect, selected as the installer selects it
+    for el, current in ((el8_target, "sssd with-fingerprint with-silent-lastlog"),
+                        (el9_target, "sssd with-fingerprint")):
+        for name in ("postlogin", "system-auth", "password-auth"):
+            link = el.run(["readlink", f"/etc/pam.d/{name}"]).stdout.strip()
+            assert link == f"/etc/authselect/{name}".encode()
+        assert el.run(["readlink", "/etc/nsswitch.conf"]).stdout.strip() == (
+            b"/etc/authselect/nsswitch.conf")
         assert el.run(["authselect", "check"]).returncode == 0
-        assert b"Profile ID: sssd" in el.run(["authselect", "current"]).stdout
+        assert el.sh("authselect current --raw").strip() == current
+        assert el.sh("authselect backup-list --raw").split() != []  # select --force took one
+    # EL9's package drops the nis profile
+    assert "nis" in el8_target.sh("authselect list")
+    assert "nis" not in el9_target.sh("authselect list")
 
 
 def test_target_factory_starts_many_hosts(target_factory, inventory_path, tmp_path):

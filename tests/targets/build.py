@@ -10,7 +10,8 @@
   release (tests/targets/layouts/<kind>/, origins in
   tests/targets/layouts/SOURCES.md), the release's real grubby
   (tests/targets/el_grubby.py), an rpm database and a repository of test
-  packages (tests/targets/el_packages.py), and the authselect stand-in.
+  packages (tests/targets/el_packages.py) and, on el8/el9, the real
+  authselect (tests/targets/el_authselect.py).
 * ``vm``: the rootfs plus linux-image-amd64 and grub-pc on an MBR disk image
   that boots through GRUB under QEMU (base image; tests use overlays).
 
@@ -31,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.targets import el_authselect
 from tests.targets.common import (
     IMAGE_PREFIX,
     KINDS,
@@ -138,7 +140,8 @@ class ElRelease:
     machine_id: str  # fixed, so BLS entry names match the layout files
     # (kernel release, initramfs exists) for the dummy /boot files
     kernels: tuple[str, ...]
-    authselect: tuple[str, ...] = ()  # profile and features; empty = authconfig
+    # what the installer selects (profile and features); empty = authconfig
+    authselect: tuple[str, ...] = ()
 
 
 EL_RELEASES = {
@@ -180,9 +183,10 @@ def kind_hash(kind: str) -> str:
     if kind in EL_RELEASES:
         rel = EL_RELEASES[kind]
         recipe = inspect.getsource(apply_el_layout) + inspect.getsource(_el_symlinks)
+        authselect = el_authselect.image_recipe(base_hash()) if rel.authselect else ""
         return short_hash("el-v1", base_hash(), repr(rel), recipe,
                           tree_digest(LAYOUTS / kind), tree_digest(STANDINS),
-                          el_tools_hash(kind))
+                          el_tools_hash(kind), authselect)
     if kind == "vm":
         return short_hash("vm-v1", base_hash(), " ".join(VM_PACKAGES), VM_CONFIGURE,
                           VM_FIRSTBOOT, str(VM_DISK_SIZE))
@@ -381,14 +385,10 @@ def apply_el_layout(root: Path, rel: ElRelease) -> None:
                 f"placeholder for {name}: test target, not bootable\n")
         if not release.startswith("0-rescue"):
             (root / "usr/lib/modules" / release).mkdir(parents=True, exist_ok=True)
-    for name in ("authselect",):
-        dest = root / "usr/sbin" / name
-        shutil.copy2(STANDINS / name, dest)
-        dest.chmod(0o755)
     install_el_tools(root, rel.kind)
     if rel.authselect:
-        with Chroot(root) as chroot:
-            chroot.sh("authselect select " + " ".join(rel.authselect) + " --force >/dev/null")
+        built = el_authselect.ensure_build(ensure_rootfs(), base_hash())
+        el_authselect.install(root, rel.kind, rel.authselect, built)
 
 
 def _el_symlinks(rel: ElRelease) -> dict[str, str]:

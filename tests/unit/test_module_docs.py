@@ -23,21 +23,6 @@ import yaml
 from remediate.resources import COLLECTION, collections_path, modules_dir
 
 MODULES = sorted(p.stem for p in modules_dir().glob("*.py"))
-# Being rewritten (issue 12: real grubby and authselect); their documentation
-# is fixed with that rewrite. strict: the test fails once they agree, so the
-# mark is removed then.
-PENDING = {
-    "memcg_pam_lastlog": "DOCUMENTATION is not valid YAML until the issue-12 rewrite lands",
-}
-DOC_DRIFT_PENDING = {
-    **PENDING,
-}
-
-
-def _marks(module: str, pending: dict[str, str]) -> Any:
-    if module in pending:
-        return pytest.param(module, marks=pytest.mark.xfail(reason=pending[module], strict=True))
-    return module
 
 
 class _Captured(Exception):
@@ -116,7 +101,7 @@ def test_the_collection_has_its_seven_modules():
                        "memcg_package_status", "memcg_pam_lastlog", "memcg_restore"]
 
 
-@pytest.mark.parametrize("module", [_marks(m, DOC_DRIFT_PENDING) for m in MODULES])
+@pytest.mark.parametrize("module", MODULES)
 def test_documentation_and_argument_spec_agree(module):
     doc = documentation(module)
     assert doc["module"] == module
@@ -148,7 +133,7 @@ def _ansible_doc(*args: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("module", [_marks(m, PENDING) for m in MODULES])
+@pytest.mark.parametrize("module", MODULES)
 def test_ansible_doc_shows_the_module(module):
     proc = _ansible_doc("-t", "module", f"{COLLECTION}.{module}")
     assert proc.returncode == 0, proc.stderr

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 import remediate.hostside
-from remediate.hostside import boot, cmdline, kernel, kernel_log, memory_cost, packages, pam
+from remediate.hostside import (
+    boot,
+    cmdline,
+    kernel,
+    kernel_log,
+    memory_cost,
+    packages,
+    pam,
+    pamedit,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -284,6 +293,42 @@ def test_pam_lastlog2_and_commented_lines() -> None:
     lines = pam.lastlog_lines(text)
     assert [(x["module"], x["writes_wtmp"]) for x in lines] == [
         ("pam_lastlog2.so", False), ("pam_lastlog.so", False)]
+
+
+# authselect's postlogin template (authselect 1.2.6 profiles/sssd/postlogin)
+POSTLOGIN_TEMPLATE = """\
+session     optional                   pam_umask.so silent
+session     [success=1 default=ignore] pam_succeed_if.so service !~ gdm* service !~ su* quiet
+session     [default=1]                pam_lastlog.so nowtmp {if "with-silent-lastlog":silent|showfailed}
+session     optional                   pam_lastlog.so silent noupdate showfailed
+"""  # noqa: E501 (the real template)
+
+
+def test_pamedit_comment_keeps_the_rule_count_and_every_control() -> None:
+    before = pam.parse_pam_lines(POSTLOGIN_TEMPLATE)
+    text = pamedit.rewrite(POSTLOGIN_TEMPLATE, "comment")
+    after = pam.parse_pam_lines(text)
+    assert [(r["type"], r["control"]) for r in after] == [
+        (r["type"], r["control"]) for r in before]
+    assert [r["module"] for r in after] == [
+        "pam_umask.so", "pam_succeed_if.so", "pam_permit.so", "pam_lastlog.so"]
+    assert pamedit.COMMENT_PREFIX + POSTLOGIN_TEMPLATE.splitlines()[2] in text.splitlines()
+    assert pamedit.rewrite(text, "comment") == text  # a second run changes nothing
+
+
+def test_pamedit_comment_keeps_line_operators_and_refuses_a_continued_rule() -> None:
+    line = "-session optional /lib64/security/pam_lastlog.so showfailed {include if \"x\"}\n"
+    assert pamedit.rewrite(line, "comment").splitlines()[1] == (
+        '-session optional pam_permit.so {include if "x"}')
+    # a "#" line ending in a backslash would not hide the continued rule
+    with pytest.raises(pamedit.RewriteError):
+        pamedit.rewrite("session optional pam_lastlog.so \\\n    showfailed\n", "comment")
+
+
+def test_pamedit_puts_the_word_before_a_continuation() -> None:
+    text = "session optional pam_lastlog.so \\\n    showfailed\n"
+    assert pamedit.rewrite(text, "noupdate") == (
+        "session optional pam_lastlog.so noupdate \\\n    showfailed\n")
 
 
 # -- kernel log ------------------------------------------------------------------------------

@@ -177,6 +177,12 @@ class Backups(object):
             self._save()
         return notes[key]
 
+    def set_note(self, key, value):
+        """Remember ``value`` under ``key``, replacing what was there (for facts
+        that follow each run, unlike :meth:`note`'s first-value-sticks)."""
+        self.manifest()["notes"][key] = value
+        self._save()
+
     def forget_note(self, key):
         if self.manifest()["notes"].pop(key, None) is not None:
             self._save()
