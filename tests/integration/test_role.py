@@ -219,7 +219,7 @@ def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(
 
 
 def test_package_minimums_use_the_hosts_own_version_order(debian_target, inventory_path, tmp_path):
-    # memcg_package_status compares with the target's own dpkg --compare-versions
+    # memcg_package_status orders versions as dpkg does (the one comparator, hostside.vercmp)
     installed = debian_target.run(
         ["dpkg-query", "-W", "-f", "${Version}", "bash"], check=True
     ).stdout.decode()
