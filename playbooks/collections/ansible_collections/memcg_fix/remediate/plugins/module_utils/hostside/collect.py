@@ -12,7 +12,7 @@ import platform
 import sys
 
 from . import boot as boot_parsers
-from . import cgroupfs, kernel_log, memory_cost, packages
+from . import cgroupfs, kernel_log, memory_cost, packages, reaper_config
 from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
@@ -639,50 +639,33 @@ def section_memory_cost(ctx):
 
 # -- memcg-fix's own footprint ----------------------------------------------
 
-REAPER_CONF = "/etc/memcg-fix/reaper.conf"
+REAPER_CONF = reaper_config.DEFAULT_CONFIG
 REAPER_BIN = "/usr/local/sbin/memcg-fix-reaper"
 REBOOT_MARKER = "/var/lib/memcg-fix/reboot-required"
 
 
-def parse_reaper_enabled(text):
-    """Which passes of /etc/memcg-fix/reaper.conf are enabled: ``{section: bool}``.
-
-    Sample (as the memcg_remediate role renders it)::
-
-        [reaper]
-        state_dir = /var/lib/memcg-fix
-        [reclaim]
-        enabled = true
-        [drop_caches]
-        enabled = false
-
-    >>> parse_reaper_enabled("[reclaim]\\nenabled = true\\n[drop_caches]\\nenabled = no\\n")
-    {'reclaim': True, 'drop_caches': False}
-    """
-    enabled = {}
-    section = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        key, sep, value = line.partition("=")
-        if sep and section and key.strip() == "enabled":
-            enabled[section] = value.strip().lower() in ("1", "yes", "true", "on")
-    return enabled
-
-
 def section_memcg_fix(ctx):
-    """What memcg-fix itself left on the host: the reaper, a pending reboot."""
+    """What memcg-fix itself left on the host: the reaper, a pending reboot.
+
+    reaper.conf is read by the reaper's own reader (reaper_config), with the
+    same defaults: a ``[reclaim]`` section without ``enabled`` is on. A file
+    the reaper would refuse (exit 2) runs no pass at all.
+    """
     conf = _text_or_none(ctx, REAPER_CONF)
-    enabled = parse_reaper_enabled(conf) if conf is not None else {}
     installed = conf is not None and ctx.reader.isfile(REAPER_BIN)
+    error = None
+    enabled = {"reclaim": False, "drop_caches": False}
+    if installed:
+        try:
+            config = reaper_config.parse_config(conf, REAPER_CONF)
+            enabled = {name: bool(config[name]["enabled"]) for name in enabled}
+        except reaper_config.ConfigError as exc:
+            error = str(exc)
     return {
         "reaper_installed": installed,
-        "reaper_reclaim": bool(installed and enabled.get("reclaim")),
-        "reaper_drop_caches": bool(installed and enabled.get("drop_caches")),
+        "reaper_reclaim": enabled["reclaim"],
+        "reaper_drop_caches": enabled["drop_caches"],
+        "reaper_config_error": error,
         "reboot_required": ctx.reader.isfile(REBOOT_MARKER),
     }
 
