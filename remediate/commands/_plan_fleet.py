@@ -8,7 +8,6 @@ import sys
 
 from .. import __version__
 from .. import policy as policy_api
-from ..errors import ExitCode
 from ..facts import document
 from ..policy.model import Policy
 from ..render import DEFAULT_BATCHES, RenderOptions, parse_batches, render
@@ -17,6 +16,7 @@ from ..report import terminal_safe
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import diffs_markdown_lines, diffs_text
 from ._fleet import out_dir
+from .plan import exit_code, report_unsettled
 
 PLAYBOOK_NAME = "memcg-fix.yml"
 
@@ -69,14 +69,9 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
                 f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}",
                 file=sys.stderr,
             )
-    for unknown in (h for h in plan.hosts if h.status == "unknown"):
-        print(
-            f"memcg-fix: {terminal_safe(unknown.host)}: unknown, because "
-            f"{terminal_safe(unknown.reason)}",
-            file=sys.stderr,
-        )
+    report_unsettled(plan)
     print(
         f"memcg-fix: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}",
         file=sys.stderr,
     )
-    return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)
+    return exit_code(plan)

@@ -159,7 +159,7 @@ def test_hostile_host_files_and_names_run_nothing_through_plan_apply_and_rollbac
     assert not markers_found(marker, every)
     plan = json.loads((out / "plan.json").read_text())
     status = {h["host"]: h for h in plan["hosts"]}
-    assert status[fleet["unreachable"]]["status"] == "unknown"
+    assert status[fleet["unreachable"]]["status"] == "undecided"
     for alias in aliases.values():
         assert [m["id"] for m in status[alias]["mitigations"]] == ["pam-lastlog"]
     # the playbook loads back to exactly the plan's decisions

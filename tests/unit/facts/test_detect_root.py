@@ -190,13 +190,24 @@ def test_debian_cloud_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert "osrelease" in reasons["kernel"] or "uname" in reasons["kernel"]
 
 
-def test_an_empty_root_is_all_unknown_but_still_a_document(
+def test_a_nearly_empty_root_is_all_unknown_but_still_a_document(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    put(tmp_path, "etc/hostname", "web9\n")
     host = detect(capsys, tmp_path)
-    assert host["host"] == "unknown"
+    assert host["host"] == "web9"
     assert {"kernel", "distro", "cgroup.mode", "memcg", "cmdline", "pam",
             "kernel_log"} <= unknown_facts(host)
     assert all(u["reason"] for u in host["unknown"])
+
+
+def test_a_root_with_nothing_to_read_is_unusable_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # an image directory that is not mounted: the README promises exit 3
+    (tmp_path / "mnt").mkdir()
+    assert main(["detect", "--root", str(tmp_path / "mnt"), "--format", "json"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "nothing memcg-fix reads is there" in captured.err
 
 
 def test_root_reads_nothing_outside_it(capsys: pytest.CaptureFixture[str],
@@ -208,6 +219,7 @@ def test_root_reads_nothing_outside_it(capsys: pytest.CaptureFixture[str],
     os.symlink("/etc/os-release", root / "etc/os-release")
     os.symlink("/proc/cmdline", root / "proc/cmdline")
     os.symlink("/proc/cgroups", root / "proc/cgroups")
+    put(root, "etc/hostname", "inside\n")
     host = detect(capsys, root)
     assert host["facts"]["distro"]["id"] is None
     assert host["facts"]["cmdline"]["raw"] is None

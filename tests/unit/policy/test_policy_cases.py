@@ -54,7 +54,12 @@ def test_case(path: Path) -> None:
     if "unknown" in expect:
         assert [u.fact for u in plan.unknown] == expect["unknown"]
     if "reason" in expect:
-        assert plan.reason == expect["reason"]
+        assert plan.reason == " ".join(expect["reason"].split())
+    if "blocked" in expect:
+        assert sorted(b.rule for b in plan.blocked) == sorted(expect["blocked"]), explanation
+    # a host is never "nothing to do" while a rule that could plan or warn lacked facts
+    if plan.blocked and not plan.mitigations:
+        assert plan.status == "undecided"
     text = "\n".join(
         [explanation]
         + [f.summary for f in plan.findings]
