@@ -151,6 +151,10 @@ def render_table(hosts: Sequence[HostFacts]) -> str:
             continue
         row = [host.host]
         for _title, path in COLUMNS[1:-1]:
+            tool = path.split(".")[0]
+            if path.endswith(".version") and host.get(f"{tool}.installed") is False:
+                row.append("none")  # not installed: known, not unknown
+                continue
             row.append(_cell(host.get(path)))
         row.append(str(len(host.unknown)))
         rows.append(row)

@@ -251,3 +251,26 @@ def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("memcg-fix: detect:")
+
+
+def test_a_tool_that_is_not_installed_is_not_unknown(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    # a package database without runc and kubelet: both are known to be absent
+    root = tmp_path / "no-runc"
+    put(root, "etc/os-release", sample("os_release/debian12.txt"))
+    put(root, "var/lib/dpkg/status",
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\n")
+    host = detect(capsys, root)
+    facts = host["facts"]
+    assert facts["runc"]["installed"] is False and facts["kubelet"]["installed"] is False
+    assert not {"runc.version", "runc.installed", "kubelet.version"} & unknown_facts(host)
+    assert main(["detect", "--root", str(root)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert row.split()[header.split().index("RUNC")] == "none"
+    # no package data at all: whether runc is installed is unknown, and says why
+    bare = tmp_path / "bare"
+    put(bare, "etc/os-release", sample("os_release/debian12.txt"))
+    host = detect(capsys, bare)
+    assert host["facts"]["runc"]["installed"] is None
+    reasons = {u["fact"]: u["reason"] for u in host["unknown"]}
+    assert "no rpm or dpkg package data" in reasons["runc.installed"]

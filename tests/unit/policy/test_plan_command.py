@@ -139,7 +139,8 @@ def test_policy_option_replaces_the_default(tmp_path, fleet_file):
     doc = json.loads(run.stdout)
     assert doc["policy"]["id"] == "site" and doc["policy"]["version"] == "7"
     planned = {h["host"]: h["mitigations"] for h in doc["hosts"] if h["mitigations"]}
-    assert set(planned) == {"el7-old-runc", "el7-everything", "debian12-old-runc"}
+    assert set(planned) == {"el7-old-runc", "el7-everything", "debian12-old-runc",
+                            "el7-rc10-nokmem", "el7-957-rc10", "rhel8-v1-rc10"}
     assert planned["el7-old-runc"][0]["params"] == {"min_version": "1.1.12", "package": "runc"}
 
 
@@ -193,7 +194,7 @@ def test_catalogue_command_lists_the_catalogue():
 def test_validate_accepts_the_shipped_policy():
     run = memcg_fix("policy", "validate", str(REPO / "policies" / "default.yaml"))
     assert run.returncode == 0
-    assert run.stdout.endswith("ok (policy default 1.0.0, 14 rules)\n")
+    assert run.stdout.endswith("ok (policy default 1.0.0, 15 rules)\n")
 
 
 def test_plan_local_reads_this_machine():
@@ -203,7 +204,7 @@ def test_plan_local_reads_this_machine():
     Draft202012Validator(plan_schema()).validate(doc)
     (host,) = doc["hosts"]
     assert host["status"] in ("planned", "attention", "undecided", "nothing-to-do")
-    assert len(host["rules"]) == 14
+    assert len(host["rules"]) == 15
     assert (run.returncode == 2) == bool(host["mitigations"])
 
 

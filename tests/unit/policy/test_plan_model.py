@@ -142,4 +142,4 @@ def test_skipping_explanations_changes_no_decision(fleet, plan):
     quick = policy_api.evaluate(policy_api.load_default(), fleet, explain=False)
     assert quick.to_json() == plan.to_json()
     assert all(h.rules == () for h in quick.hosts)
-    assert all(len(h.rules) == 14 for h in plan.hosts)
+    assert all(len(h.rules) == 15 for h in plan.hosts)

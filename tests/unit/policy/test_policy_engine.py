@@ -369,7 +369,8 @@ def test_a_broken_host_never_stops_the_fleet():
             runc={"version": ["x"]},
             kernel_log={"signatures": {"memcg_oom": "oops"}},
         ),
-        host("fine", memcg={"dying": 5000, "live": 10}, memcg_fix={"reaper_reclaim": False}),
+        host("fine", memcg={"dying": 5000, "live": 10}, memcg_fix={"reaper_reclaim": False},
+             reclaim={"interface": "memory.reclaim"}),
     ]
     plan = policy_api.evaluate(policy, hosts)
     by_name = {h.host: h for h in plan.hosts}

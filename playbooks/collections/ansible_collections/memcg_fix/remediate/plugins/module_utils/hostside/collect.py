@@ -141,6 +141,23 @@ def section_cgroup(ctx):
     return layout
 
 
+def _release_numbers(ctx):
+    upstream = (ctx.kernel or {}).get("upstream_version")
+    try:
+        return tuple(int(part) for part in upstream.split(".")[:2]) if upstream else None
+    except ValueError:
+        return None
+
+
+def section_reclaim(ctx):
+    """Whether memory cgroups can be reclaimed before removal (memcg-fix-rmdir)."""
+    interface, evidence = cgroupfs.reclaim_interface(ctx.reader.root, ctx.layout,
+                                                     _release_numbers(ctx))
+    if interface is None:
+        ctx.missing("reclaim.interface", evidence)
+    return {"interface": interface, "evidence": evidence}
+
+
 def section_memcg(ctx):
     result = cgroupfs.dying_memcgs(ctx.reader.root, ctx.layout)
     reason = result.pop("reason", None)
@@ -510,25 +527,36 @@ def _tool_version(ctx, names, parse, package_names):
     return None, None, None
 
 
+def _tool_section(ctx, name, version, path, source):
+    """``{version, path, installed, source}``; a tool that is not installed is
+    ``installed: false`` and not unknown, unless nothing could tell: a host root
+    with no package database and no binary of it."""
+    installed = bool(path or version)
+    if not installed and not ctx.reader.live and not _dpkg_packages(ctx) \
+            and not _rpm_text(ctx):
+        installed = None
+        ctx.missing(name + ".installed", "the host root has no rpm or dpkg package data and "
+                                         "no %s binary, so whether it is installed is unknown"
+                    % name)
+    result = {"version": version, "path": path, "installed": installed, "source": source}
+    if version is None and installed:
+        ctx.missing(name + ".version", source or "%s is installed but gave no version" % name)
+    elif version is None and installed is None:
+        ctx.missing(name + ".version", "whether %s is installed is unknown" % name)
+    return result
+
+
 def section_runc(ctx):
     version, path, source = _tool_version(
         ctx, ("runc", "docker-runc", "/usr/libexec/docker/docker-runc-current"),
         lambda text: packages.parse_runc_version(text)["version"], ("runc", "docker-runc"))
-    result = {"version": version, "path": path, "installed": bool(path or version),
-              "source": source}
-    if version is None and result["installed"]:
-        ctx.missing("runc.version", source or "runc is installed but gave no version")
-    return result
+    return _tool_section(ctx, "runc", version, path, source)
 
 
 def section_kubelet(ctx):
     version, path, source = _tool_version(
         ctx, ("kubelet",), packages.parse_kubelet_version, ("kubelet", "kubernetes-node"))
-    result = {"version": version, "path": path, "installed": bool(path or version),
-              "source": source}
-    if version is None and result["installed"]:
-        ctx.missing("kubelet.version", source or "kubelet is installed but gave no version")
-    return result
+    return _tool_section(ctx, "kubelet", version, path, source)
 
 
 # -- PAM ----------------------------------------------------------------------
@@ -676,6 +704,7 @@ SECTIONS = (
     ("distro", section_distro),
     ("cgroup", section_cgroup),
     ("memcg", section_memcg),
+    ("reclaim", section_reclaim),
     ("cmdline", section_cmdline),
     ("boot", section_boot),
     ("kmem", section_kmem),
