@@ -370,6 +370,8 @@ PAM_FLAGS: Final = {
     "writes_wtmp": "pam.lastlog_writes_wtmp",
     "writes_lastlog": "pam.lastlog_writes_lastlog",
     "authselect_managed": "pam.authselect_managed",
+    # per service (sshd, login), through the stack's control flow, after pam_systemd
+    "writes_in_session": "pam.lastlog_writes_in_session",
 }
 
 

@@ -43,9 +43,13 @@ REPO = Path(__file__).resolve().parents[2]
 WATCHED = ("/etc", "/boot", "/usr/local/sbin")
 
 
+PAM_SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "pam-site.yaml"
 
 
 def memcg_fix(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    # the fleet tests plan with a site policy (tests/data/policies/pam-site.yaml)
+    if args and args[0] in ("plan", "apply") and "--policy" not in args:
+        args = (*args, "--policy", str(PAM_SITE_POLICY))
     # a generous connection and become timeout: on a loaded test machine sudo
     # can take longer than Ansible's default 10 s to prompt
     return subprocess.run([sys.executable, "-m", "remediate", *args], capture_output=True,

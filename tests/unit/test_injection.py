@@ -115,7 +115,8 @@ def hostile_facts(strings: list[tuple[str, str]]) -> dict[str, Any]:
         for entry in facts["boot"]["entries"]:
             entry.update({"args": text, "title": text, "nokmem": False})
         facts["pam"].update({"lastlog_active": True, "lastlog_writes_wtmp": True,
-                             "lastlog_writes_lastlog": True})
+                             "lastlog_writes_lastlog": True,
+                             "lastlog_writes_in_session": True})
         facts["pam"]["files"][0].update({"path": text, "owner": text})
         facts["kernel_log"]["signatures"]["memcg_oom"] = {"count": 1, "last": text,
                                                          "memcgs": [text]}

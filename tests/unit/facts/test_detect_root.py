@@ -274,3 +274,45 @@ def test_a_tool_that_is_not_installed_is_not_unknown(capsys: pytest.CaptureFixtu
     assert host["facts"]["runc"]["installed"] is None
     reasons = {u["fact"]: u["reason"] for u in host["unknown"]}
     assert "no rpm or dpkg package data" in reasons["runc.installed"]
+
+
+def _v1_root(root: Path, release: str) -> None:
+    put(root, "sos_commands/kernel/uname_-a",
+        f"Linux h {release} #1 SMP Mon Jan 1 00:00:00 UTC 2024 x86_64 x86_64 x86_64 GNU/Linux\n")
+    put(root, "proc/1/mountinfo", sample("mountinfo/fedora20-v1.txt"))
+    (root / "sys/fs/cgroup/memory/system.slice").mkdir(parents=True)
+
+
+def test_kmem_accounting_from_per_memcg_slab_caches(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    # an el7 sosreport without memory.kmem.* files, but with the per-memcg
+    # caches that only kmem accounting creates
+    root = tmp_path / "caches"
+    _v1_root(root, "3.10.0-957.27.2.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    for line in sample("slab/ubuntu-docker-memcg-caches.txt").split():
+        (root / line.lstrip("/")).mkdir(parents=True)
+    kmem = detect(capsys, root)["facts"]["kmem"]
+    assert kmem["accounting_active"] is True
+    assert kmem["evidence"].startswith("per-memcg slab caches exist")
+    assert "(602:docker.socket)" in kmem["evidence"]
+
+
+@pytest.mark.parametrize(("cmdline", "active"), [("ro quiet\n", True),
+                                                 ("ro quiet cgroup.memory=nokmem\n", False)])
+def test_kmem_accounting_on_v1_from_4_6_follows_nokmem(capsys, tmp_path, cmdline, active):
+    # RHEL 8's 4.18 on v1: every memcg accounts kmem unless nokmem (b313aeee2509)
+    root = tmp_path / "el8"
+    _v1_root(root, "4.18.0-513.5.1.el8_9.x86_64")
+    put(root, "proc/cmdline", cmdline)
+    host = detect(capsys, root)
+    assert host["facts"]["kmem"]["accounting_active"] is active
+    assert "from 4.6 every v1 memcg accounts kernel memory" in host["facts"]["kmem"]["evidence"]
+    assert "kmem.accounting_active" not in unknown_facts(host)
+
+
+def test_kmem_circumstantial_signs(capsys: pytest.CaptureFixture[str],
+                                  el7_sosreport: Path) -> None:
+    kmem = detect(capsys, el7_sosreport)["facts"]["kmem"]
+    assert kmem["circumstantial"] == [
+        "runc installed 1.0.0-rc10 (package runc 1.0.0-67.rc10.el7_8)"]

@@ -9,10 +9,11 @@ unreadable or garbage leaves its facts ``None`` and records why in
 import errno
 import os
 import platform
+import re
 import sys
 
 from . import boot as boot_parsers
-from . import cgroupfs, kernel_log, memory_cost, packages, reaper_config
+from . import cgroupfs, kernel_log, memory_cost, packages, pamflow, reaper_config
 from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
@@ -370,9 +371,54 @@ def _slabinfo_eio(path):
         os.close(fd)
 
 
+# A per-memcg slab cache: "dentry(602:docker.socket)" (<cache>(<memcg id>:<cgroup>)),
+# listed under /sys/kernel/slab/<cache>/cgroup/ (SLUB, before 5.9) or, on 3.10,
+# at the top of /sys/kernel/slab and in /proc/slabinfo. Only kmem accounting
+# creates them.
+_MEMCG_CACHE = re.compile(r"^[^()\s]+\((\d+):[^()]*\)$")
+_MEMCG_CACHE_DIRS = 500  # cache directories probed for a cgroup/ subdirectory
+
+
+def _per_memcg_caches(ctx):
+    """Up to a few per-memcg slab cache names, with where they were seen."""
+    found = []
+    try:
+        names = ctx.reader.listdir("/sys/kernel/slab")
+    except SourceError:
+        names = []
+    found.extend("/sys/kernel/slab/" + n for n in names if _MEMCG_CACHE.match(n))
+    for name in names[:_MEMCG_CACHE_DIRS]:
+        if len(found) >= 3:
+            break
+        try:
+            entries = ctx.reader.listdir("/sys/kernel/slab/%s/cgroup" % name)
+        except SourceError:
+            continue
+        found.extend("/sys/kernel/slab/%s/cgroup/%s" % (name, e) for e in entries[:3]
+                     if _MEMCG_CACHE.match(e))
+    if len(found) < 3:
+        slabinfo = _text_or_none(ctx, "/proc/slabinfo")
+        if slabinfo:
+            found.extend("/proc/slabinfo: " + row["name"]
+                         for row in memory_cost.parse_slabinfo(slabinfo)
+                         if _MEMCG_CACHE.match(row["name"]))
+    return found[:3]
+
+
+def _v1_accounting_by_version(ctx, nokmem):
+    """From 4.6 every v1 memcg accounts kernel memory (b313aeee2509, "mm:
+    memcontrol: enable kmem accounting for all cgroups in the legacy
+    hierarchy") unless cgroup.memory=nokmem is given; before, only a memcg
+    whose kmem limit was set (runc, kubelet) does."""
+    numbers = _release_numbers(ctx)
+    if numbers is None or numbers < (4, 6) or nokmem is None:
+        return None
+    return not nokmem
+
+
 def section_kmem(ctx):
-    result = {"accounting_active": None, "evidence": None, "probed_memcgs": 0,
-              "kmem_limited_memcgs": 0}
+    result = {"accounting_active": None, "evidence": None, "sources": [],
+              "probed_memcgs": 0, "kmem_limited_memcgs": 0, "circumstantial": []}
     layout = ctx.layout or {}
     nokmem = ctx.cmdline["nokmem"] if ctx.cmdline else None
     if layout.get("memory_controller") == "v2":
@@ -388,7 +434,14 @@ def section_kmem(ctx):
     if layout.get("memory_controller") != "v1" or not mount:
         ctx.missing("kmem.accounting_active", "no v1 memory hierarchy to probe")
         return result
+    sources = result["sources"]
+    by_version = _v1_accounting_by_version(ctx, nokmem)
+    if by_version is not None:
+        sources.append("kernel %s on v1 with cgroup.memory=nokmem %s: from 4.6 every v1 memcg "
+                       "accounts kernel memory unless nokmem is given"
+                       % ((ctx.kernel or {}).get("release"), "given" if nokmem else "not given"))
     charged = None
+    limited = None
     probed = 0
     for memcg in _sample_memcgs(ctx, mount):
         usage = _text_or_none(ctx, memcg + "/memory.kmem.usage_in_bytes")
@@ -399,14 +452,26 @@ def section_kmem(ctx):
         try:
             if limit is not None and int(limit.strip()) < _KMEM_UNLIMITED:
                 result["kmem_limited_memcgs"] += 1
+                limited = limited or memcg
             if int(usage.strip()) > 0 and charged is None:
                 charged = (memcg, int(usage.strip()))
         except ValueError:
             continue
     result["probed_memcgs"] = probed
     if charged:
+        sources.append("memory.kmem.usage_in_bytes of %s is %d bytes" % charged)
+    if limited:
+        sources.append("%s has a kmem limit (setting one turns accounting on)" % limited)
+    caches = _per_memcg_caches(ctx)
+    if caches:
+        sources.append("per-memcg slab caches exist (only kmem accounting makes them): %s"
+                       % ", ".join(caches))
+    if by_version is not None:
+        result["accounting_active"] = by_version
+    elif charged or limited or caches:
         result["accounting_active"] = True
-        result["evidence"] = "memory.kmem.usage_in_bytes of %s is %d bytes" % charged
+    if result["accounting_active"] is not None:
+        result["evidence"] = sources[0]
         return result
     if probed and ctx.reader.live:
         first = _sample_memcgs(ctx, mount)[0]
@@ -415,15 +480,29 @@ def section_kmem(ctx):
             result["accounting_active"] = False
             result["evidence"] = ("reading memory.kmem.slabinfo of %s fails with EIO: kmem "
                                   "accounting is inactive" % first)
+            sources.append(result["evidence"])
             return result
-    if probed:
-        ctx.missing("kmem.accounting_active",
-                    "no kernel memory is charged to the %d memcgs probed, which does not "
-                    "tell whether accounting is on" % probed)
-    else:
-        ctx.missing("kmem.accounting_active",
-                    "no non-root memcg with memory.kmem.usage_in_bytes to probe")
+    looked = ("memory.kmem.* of %d memcgs, /sys/kernel/slab and /proc/slabinfo" % probed
+              if probed else "no non-root memcg with memory.kmem.* files, no per-memcg slab "
+                             "cache in /sys/kernel/slab or /proc/slabinfo")
+    ctx.missing("kmem.accounting_active",
+                "nothing shows whether kmem accounting is on (%s)" % looked)
     return result
+
+
+def kmem_circumstantial(facts):
+    """Signs that a runtime turns kmem accounting on, reported as such (they
+    decide nothing): runc before 1.0.0-rc94 sets memory.kmem.limit_in_bytes on
+    every v1 container cgroup (runc#1725, fixed by runc#2840); Docker and
+    kubelet drive runc (kubelet through its vendored libcontainer)."""
+    signs = []
+    for tool in ("runc", "docker", "kubelet"):
+        section = facts.get(tool) or {}
+        if section.get("installed"):
+            signs.append("%s installed%s (%s)" % (
+                tool, " " + section["version"] if section.get("version") else "",
+                section.get("source") or section.get("path") or "found"))
+    return signs
 
 
 # -- packages ---------------------------------------------------------------
@@ -454,7 +533,8 @@ def _rpm_text(ctx):
     if reader.live and reader.isdir("/var/lib/rpm"):
         try:
             text = reader.run(["rpm", "-qa", "kernel", "kernel-uek", "kernel-rt", "runc",
-                               "kubelet", "kubernetes-node"],
+                               "kubelet", "kubernetes-node", "docker", "docker-ce",
+                               "moby-engine"],
                               ok_codes=tuple(range(0, 10)))
         except SourceError:
             text = None
@@ -553,6 +633,13 @@ def section_runc(ctx):
     return _tool_section(ctx, "runc", version, path, source)
 
 
+def section_docker(ctx):
+    version, path, source = _tool_version(
+        ctx, ("dockerd", "docker"), packages.parse_docker_version,
+        ("docker-ce", "docker", "docker.io", "moby-engine"))
+    return _tool_section(ctx, "docker", version, path, source)
+
+
 def section_kubelet(ctx):
     version, path, source = _tool_version(
         ctx, ("kubelet",), packages.parse_kubelet_version, ("kubelet", "kubernetes-node"))
@@ -573,6 +660,35 @@ def _pam_module_installed(ctx, module):
     return any(reader.isfile(d + "/" + module) for d in dirs)
 
 
+# The login services whose sessions get a systemd scope of their own.
+LOGIN_SERVICES = ("sshd", "login")
+
+
+def _pam_services(ctx):
+    """Per service, what pam_lastlog does in its session stack (pamflow), and
+    whether it writes wtmp/lastlog inside a login's session scope (sshd, login):
+    ``(services, in_session, why_unknown)``."""
+    def read(name):
+        return _text_or_none(ctx, "/etc/pam.d/" + name)
+
+    services = {}
+    for service in pamflow.SERVICES:
+        if ctx.reader.isfile("/etc/pam.d/" + service):
+            services[service] = pamflow.lastlog_for(read, service)
+    judged = [services[s] for s in LOGIN_SERVICES if s in services]
+    if not judged:
+        return services, None, "neither /etc/pam.d/sshd nor /etc/pam.d/login exists"
+    verdicts = [entry["writes_in_session"] for entry in judged]
+    if True in verdicts:
+        return services, True, None
+    if None in verdicts:
+        reasons = ["%s: %s" % (e["service"], e["error"] or "only on some paths (a condition on "
+                                                          "the user or host)")
+                   for e in judged if e["writes_in_session"] is None]
+        return services, None, "; ".join(reasons)
+    return services, False, None
+
+
 def section_pam(ctx):
     files = []
     lines_all = []
@@ -587,11 +703,17 @@ def section_pam(ctx):
                       "lastlog_lines": lines})
     result = {"files": files, "lastlog_active": None, "lastlog_writes_wtmp": None,
               "lastlog_writes_lastlog": None, "lastlog2": None, "authselect_managed": None,
-              "authconfig_managed": None, "lastlog_module_installed": None}
+              "authconfig_managed": None, "lastlog_module_installed": None, "services": {},
+              "lastlog_writes_in_session": None}
     if not files:
         ctx.missing("pam", "none of %s is readable" % ", ".join(PAM_FILES))
         return result
     classic = [line for line in lines_all if not line["lastlog2"]]
+    services, in_session, why = _pam_services(ctx)
+    result["services"] = services
+    result["lastlog_writes_in_session"] = in_session
+    if in_session is None:
+        ctx.missing("pam.lastlog_writes_in_session", why)
     result.update({
         "lastlog_active": bool(classic),
         "lastlog_writes_wtmp": any(line["writes_wtmp"] for line in lines_all),
@@ -710,6 +832,7 @@ SECTIONS = (
     ("kmem", section_kmem),
     ("kernels", section_kernels),
     ("runc", section_runc),
+    ("docker", section_docker),
     ("kubelet", section_kubelet),
     ("pam", section_pam),
     ("kernel_log", section_kernel_log),
@@ -729,6 +852,8 @@ def collect(reader):
             facts[name] = None
             ctx.missing(name, "internal error while reading it: %s: %s"
                         % (type(exc).__name__, exc))
+    if isinstance(facts.get("kmem"), dict):
+        facts["kmem"]["circumstantial"] = kmem_circumstantial(facts)
     facts["collector"] = {
         "mode": reader.mode,
         "root": None if reader.live else reader.root,
