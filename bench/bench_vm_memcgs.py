@@ -40,15 +40,16 @@ def markdown(doc: dict[str, Any], command: str) -> str:
         f"2 vCPUs), with `{command}`.",
         "",
         "| sshd PAM stack | logins | dying before | after | dying per login "
-        "| /var/log/wtmp pages charged to | /var/log/lastlog pages charged to |",
-        "|---|---|---|---|---|---|---|",
+        "| wtmp written | new /var/log/wtmp pages charged to | new /var/log/lastlog pages "
+        "charged to |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm in doc["logins"]:
-        charged = arm["charged"]
+        new = arm.get("charged_new", arm["charged"])
         lines.append(
             f"| {arm['stack']} | {arm['logins']} | {arm['dying_before']} | {arm['dying_after']} "
-            f"| {arm['dying_per_login']:+.2f} | {_where(charged['/var/log/wtmp'])} "
-            f"| {_where(charged['/var/log/lastlog'])} |"
+            f"| {arm['dying_per_login']:+.2f} | {arm['wtmp_bytes_written']} B "
+            f"| {_where(new['/var/log/wtmp'])} | {_where(new['/var/log/lastlog'])} |"
         )
     lines += [
         "",
@@ -75,7 +76,7 @@ def markdown(doc: dict[str, Any], command: str) -> str:
 
 def _where(counts: dict[str, int]) -> str:
     if not counts:
-        return "none cached"
+        return "none"
     return ", ".join(f"{where}: {n}" for where, n in sorted(counts.items()))
 
 

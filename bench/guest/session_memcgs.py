@@ -16,7 +16,10 @@ Two measurements, printed as one JSON document on stdout:
   dying count is the root ``cgroup.stat`` ``nr_dying_descendants`` after it
   settles. Which memory cgroup each cached page of /var/log/wtmp and
   /var/log/lastlog is charged to is read from /proc/kpagecgroup (pages found
-  with mincore(2) and /proc/self/pagemap, so no page is read in).
+  with mincore(2) and /proc/self/pagemap, so no page is read in). The kernel
+  reports a page of a removed (dying) memcg as its nearest online ancestor
+  (page_cgroup_ino() walks up past offline memcgs), so a page charged to a
+  removed session-N.scope shows as user-1000.slice, where no process runs.
 * ``reclaim``: on cgroup v2, N memory cgroups charged with page cache each
   (a child reads a file of its own, evicted first, and exits), then removed:
   plain rmdir; after ``memory.reclaim`` (5.19+, what memcg-fix-rmdir uses);
@@ -184,6 +187,7 @@ def logins(n):
                 login()
             wtmp_before = os.path.getsize("/var/log/wtmp")
             before = settled()
+            charged_before = {path: charged_to(path) for path in FILES}
             started = time.time()
             for _ in range(n):
                 login()
@@ -196,6 +200,13 @@ def logins(n):
                 "wtmp_bytes_written": os.path.getsize("/var/log/wtmp") - wtmp_before,
                 "charged": {path: charged_to(path) for path in FILES},
             })
+            arm = results[-1]
+            # the pages this arm added, per cgroup
+            arm["charged_new"] = {
+                path: {where: n - charged_before[path].get(where, 0)
+                       for where, n in arm["charged"][path].items()
+                       if n != charged_before[path].get(where, 0)}
+                for path in FILES}
     finally:
         os.killpg(holder.pid, signal.SIGTERM)
         holder.wait()
