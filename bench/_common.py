@@ -34,12 +34,8 @@ CONTROLLER_ACTIONS = frozenset({
 
 
 def short_action(action: str | None) -> str:
-    """``ansible.legacy.memcg_facts`` -> ``memcg_facts``."""
-    name = str(action or "")
-    for prefix in ("ansible.builtin.", "ansible.legacy."):
-        if name.startswith(prefix):
-            return name[len(prefix):]
-    return name
+    """``ansible.legacy.ping`` or ``memcg_fix.remediate.memcg_facts`` -> the plugin's name."""
+    return str(action or "").rsplit(".", 1)[-1]
 
 
 def machine() -> dict[str, Any]:
@@ -87,16 +83,124 @@ class Timed:
 
 
 def timed_run(argv: Sequence[str], *, env: dict[str, str] | None = None,
-              timeout: float = 3600, cwd: Path | None = None) -> Timed:
+              timeout: float = 3600, cwd: Path | None = None, stdin: str = "") -> Timed:
     """Run ``argv``; its wall time and the CPU time of it and its descendants."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(list(argv), env=env, capture_output=True, text=True,
+    proc = subprocess.run(list(argv), env=env, capture_output=True, text=True, input=stdin,
                           timeout=timeout, cwd=cwd, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Timed(wall, cpu, proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float  # user + system of the command and every descendant it waited for
+    returncode: int
+    stdout_path: Path
+    stderr: str
+    max_rss_kb: int  # the peak RSS of the largest process of the command's tree, sampled
+    peak_tree_pss_kb: int  # the command's whole process tree, sampled (PSS: shared pages split)
+    largest_process: str  # the command line of that largest process
+
+
+def _children_of() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8") as handle:
+                # the command name may hold spaces and parentheses: split after the last ")"
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_memory_kb(root: int) -> tuple[int, int, str]:
+    """(PSS of ``root`` and all its descendants, the largest VmHWM among them,
+    in KiB, and that process's command line).
+
+    PSS splits the pages forked workers share among them; VmHWM is a process's
+    own peak RSS since its exec.
+    """
+    children = _children_of()
+    pending, total, largest, name = [root], 0, 0, ""
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:") and int(line.split()[1]) > largest:
+                        largest = int(line.split()[1])
+                        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                            name = " ".join(os.path.basename(word) for word in
+                                            cmdline.read().decode(errors="replace")
+                                            .split("\0")[:3])[:80]
+                        break
+        except OSError:
+            continue
+    return total, largest, name
+
+
+def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path: Path,
+                 timeout: float = 7200, sample_seconds: float = 1.0) -> Measured:
+    """Run ``argv`` with stdout to a file; its wall and CPU time and its memory.
+
+    Memory, sampled every ``sample_seconds`` from /proc: the peak RSS
+    (VmHWM) of the largest process of the command's tree, and the peak PSS
+    of the whole tree (shared pages of forked workers counted once). Not
+    wait4's ru_maxrss: a forked child inherits its parent's (this script's)
+    high-water mark across exec.
+    """
+    import tempfile
+    import threading
+
+    peak: list[Any] = [0, 0, ""]
+    done = threading.Event()
+    with open(stdout_path, "w", encoding="utf-8") as out, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err)
+
+        def sample() -> None:
+            while not done.wait(sample_seconds):
+                pss, largest, name = tree_memory_kb(proc.pid)
+                peak[0] = max(peak[0], pss)
+                if largest > peak[1]:
+                    peak[1], peak[2] = largest, name
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _pid, status, _usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+            done.set()
+            sampler.join()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        err.seek(0)
+        stderr = err.read()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(wall, cpu, proc.returncode, stdout_path, stderr, peak[1], peak[0],
+                    peak[2])
 
 
 def summary(values: Iterable[float]) -> dict[str, float]:
@@ -134,6 +238,9 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "ANSIBLE_STDOUT_CALLBACK": "default",
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_tasks",
+        # under a load average of 30 sudo's prompt can take longer than the
+        # default 10 s connection timeout; every arm gets the same
+        "ANSIBLE_TIMEOUT": "60",
     })
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.environ.get(
         "ANSIBLE_COLLECTIONS_PATH",

@@ -1,4 +1,4 @@
-"""P1: fleet detection with ``memcg_facts`` against Ansible's own ``setup`` (gather_facts).
+"""P1: fleet detection against Ansible's own ``setup`` and ``ping``, per host and at 1,000 hosts.
 
 Two sets of hosts, each measured with the same inventory, forks and connection
 for every arm:
@@ -12,29 +12,35 @@ for every arm:
 Arms, interleaved and rotated every round (so load hits all of them alike):
 
 * ``ping``: one ``ansible.builtin.ping`` per host: the cheapest module run
-  Ansible can make, i.e. its per-host floor;
-* ``memcg_facts``: the shipped playbooks/gather.yml (what ``memcg-fix detect
-  -i`` and ``plan -i`` run);
+  Ansible can make, i.e. its per-module floor;
+* ``memcg_facts``: the shipped playbooks/gather.yml (``--via module``);
+* ``memcg_facts_raw``: the shipped playbooks/gather-raw.yml (``--via raw``, the
+  default): one shell command per host that runs the collector on the host's
+  own Python;
 * ``setup``: a play with ``gather_facts: true`` and no tasks;
-* ``detect``: the whole ``memcg-fix detect -i INV --format json`` command
-  (inventory check, ansible-runner, parsing), for the record;
-* ``raw`` (only with ``--raw``): a prototype of another detection path, not
-  what memcg-fix runs: one ``ansible.builtin.raw`` per host that runs the
-  same stdlib-only collector (remediate/hostside, zipped and shipped inline
-  to ``python3 -c``), without a module's AnsiballZ wrapper.
+* ``detect`` and ``detect_module``: the whole ``memcg-fix detect -i INV
+  --format json`` command (inventory check, ansible-runner, schema check,
+  the document), ``--via raw`` and ``--via module``.
 
-Then, to see where a host's time goes, each arm's module is also timed on its
-own (``module``): the AnsiballZ payload Ansible sent to one local host (kept
-with ANSIBLE_KEEP_REMOTE_FILES) is run directly with /usr/bin/python3,
-interleaved, so the module's cost is measured without the controller.
+Then, to see where a host's time goes, each arm's process on the host is
+timed on its own (``processes``): the AnsiballZ payload Ansible sent to one
+local host for ping, memcg_facts and setup (kept with
+ANSIBLE_KEEP_REMOTE_FILES) run with /usr/bin/python3, and the one shell
+command of memcg_facts_raw run with /bin/sh, interleaved.
 
-All Ansible arms run with ``become: true`` (memcg_facts needs root). Module
-runs per host are counted from a callback (bench/callback_plugins) and, for
-``detect``, from ansible-runner's job events; the script fails if any host
-has other than exactly one.
+The scale arm (``--scale-hosts``, default 1,000 local aliases at ``--scale-forks``
+50) runs whole commands: ``memcg-fix detect -i`` via raw and via module
+against ``ansible all -b -m setup``, with the wall and CPU time and the
+memory of the controller: the peak RSS of its largest process and the peak
+PSS of its whole process tree (sampled every second).
 
-    python bench/bench_detect.py                        # 50 local + 10 containers, 5 rounds
-    python bench/bench_detect.py --containers 0 --runs 3
+All Ansible arms run with become (memcg_facts needs root). Actions per host
+are counted from a callback (bench/callback_plugins) and, for ``detect``,
+from ansible-runner's job events; the script fails if any host has other
+than exactly one.
+
+    python bench/bench_detect.py                        # 50 local + 10 containers, 5 rounds, scale
+    python bench/bench_detect.py --containers 0 --runs 3 --scale-hosts 0
     python bench/bench_detect.py --out p1.json
 
 The containers are started (tests.targets.target.start_containers) and
@@ -44,13 +50,14 @@ removed at the end, also on error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
+import importlib.util
 import json
+import os
 import sys
 import tempfile
-import zipfile
+import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -58,11 +65,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
+    BIN,
     REPO,
     ansible_env,
     fmt,
     load_note,
     machine,
+    measured_run,
     module_runs,
     on_signals_exit,
     read_task_records,
@@ -74,11 +83,20 @@ from bench._common import (
     write_json,
 )
 
-GOAL_RATIO = 5.0
-ANSIBLE_ARMS = ("ping", "memcg_facts", "setup")
-# the action each arm's one module run shows up as
-EXPECTED_ACTION = {"ping": "ping", "memcg_facts": "memcg_facts", "setup": "gather_facts",
-                   "detect": "memcg_facts", "raw": "raw"}
+GOAL_OVER_SETUP = 5.0
+GOAL_OVER_PING = 1.5
+PLAYBOOK_ARMS = ("ping", "memcg_facts", "memcg_facts_raw", "setup")
+DETECT_ARMS = {"detect": "raw", "detect_module": "module"}
+# the action each arm's one run per host shows up as
+EXPECTED_ACTION = {"ping": "ping", "memcg_facts": "memcg_facts",
+                   "memcg_facts_raw": "memcg_facts_raw", "setup": "gather_facts",
+                   "detect": "memcg_facts_raw", "detect_module": "memcg_facts"}
+# Each arm's whole run includes Ansible's start-up, which a run of 10 hosts
+# does not amortise; these arms also run against one host, and the cost of
+# one more host is (T(all) - T(one)) / (hosts - 1), paired per round.
+SLOPE_ARMS = ("ping", "memcg_facts_raw", "setup")
+ONE_HOST = "@1"
+COLLECTION = REPO / "playbooks" / "collections" / "ansible_collections" / "memcg_fix" / "remediate"
 
 
 def beyond_ping(setup: list[float], mine: list[float], ping: list[float],
@@ -100,56 +118,43 @@ def beyond_text(data: dict[str, Any], unit: str, digits: int = 3) -> str:
             f"+{fmt(data['memcg_facts_extra'], unit, digits)}: {data['ratio']:.2f}x")
 
 
-def inline_collector() -> str:
-    """A shell command running the host-side collector from an inline zip (``--raw``)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for source in sorted((REPO / "remediate" / "hostside").glob("*.py")):
-            archive.write(source, f"memcg_fix_host/{source.name}")
-    payload = base64.b64encode(buffer.getvalue()).decode()
-    code = ("import base64,json,os,sys,tempfile;"
-            "f=tempfile.NamedTemporaryFile(suffix='.zip',delete=False);"
-            f"f.write(base64.b64decode('{payload}'));f.close();sys.path.insert(0,f.name);"
-            "from memcg_fix_host.collect import collect;"
-            "from memcg_fix_host.reader import LiveReader;"
-            "r=collect(LiveReader());os.unlink(f.name);print(json.dumps(r))")
-    command = f'/usr/bin/python3 -c "{code}"'
-    # an argument longer than MAX_ARG_STRLEN (128 KiB) cannot be exec'd
-    assert len(command) < 120_000 and "{" not in command, "the inline collector is too big"
-    return command
+def raw_action() -> ModuleType:
+    """The memcg_facts_raw action plugin's module (it builds the one shell command)."""
+    path = COLLECTION / "plugins" / "action" / "memcg_facts_raw.py"
+    spec = importlib.util.spec_from_file_location("memcg_facts_raw_action", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def write_playbooks(tmp: Path, with_raw: bool = False) -> dict[str, Path]:
-    ping = [{"name": "Ansible's per-host floor: one ping", "hosts": "all",
+def raw_command() -> tuple[str, str]:
+    """The shell command memcg_facts_raw sends to a host whose Python is
+    /usr/bin/python3, and its stdin."""
+    action = raw_action()
+    if action._SHIPPED is None:
+        raise SystemExit(action._LOAD_ERROR)
+    payload, bootstrap = action._SHIPPED
+    command, in_data = action.remote_command(["/usr/bin/python3"], [], payload, bootstrap, "/")
+    return command, in_data.decode("ascii")
+
+
+def write_playbooks(tmp: Path) -> dict[str, Path]:
+    ping = [{"name": "Ansible's per-module floor: one ping", "hosts": "all",
              "gather_facts": False, "become": True,
              "tasks": [{"name": "Ping", "ansible.builtin.ping": None}]}]
     setup = [{"name": "Ansible's own facts", "hosts": "all", "gather_facts": True,
               "become": True, "tasks": []}]
     paths = {"ping": tmp / "ping.yml", "setup": tmp / "setup.yml",
-             "memcg_facts": REPO / "playbooks" / "gather.yml"}
+             "memcg_facts": REPO / "playbooks" / "gather.yml",
+             "memcg_facts_raw": REPO / "playbooks" / "gather-raw.yml"}
     paths["ping"].write_text(yaml.safe_dump(ping, sort_keys=False))
     paths["setup"].write_text(yaml.safe_dump(setup, sort_keys=False))
-    if with_raw:
-        raw = [{"name": "Prototype: the collector through one raw command", "hosts": "all",
-                "gather_facts": False, "become": True,
-                "tasks": [{"name": "Collect memcg facts inline",
-                           "ansible.builtin.raw": inline_collector(), "changed_when": False}]}]
-        paths["raw"] = tmp / "raw.yml"
-        paths["raw"].write_text(yaml.safe_dump(raw, sort_keys=False, width=10**6))
     return paths
 
 
-def check_raw_output(playbooks: dict[str, Path]) -> None:
-    """The raw prototype's command prints a facts document here, as memcg_facts would."""
-    command = yaml.safe_load(playbooks["raw"].read_text())[0]["tasks"][0]["ansible.builtin.raw"]
-    run = timed_run(["/bin/sh", "-c", command])
-    document = json.loads(run.stdout)
-    if not isinstance(document.get("facts"), dict) or "memcg" not in document["facts"]:
-        raise SystemExit(f"the inline collector returned no facts: {run.stdout[:500]}")
-
-
-def local_inventory(path: Path, count: int) -> list[str]:
-    names = [f"bench-local-{i:03d}" for i in range(count)]
+def local_inventory(path: Path, count: int, prefix: str = "bench-local") -> list[str]:
+    names = [f"{prefix}-{i:04d}" for i in range(count)]
     hosts = {name: {"ansible_connection": "local",
                     "ansible_python_interpreter": "/usr/bin/python3"} for name in names}
     path.write_text(yaml.safe_dump({"all": {"children": {"bench": {"hosts": hosts}}}}))
@@ -157,7 +162,7 @@ def local_inventory(path: Path, count: int) -> list[str]:
 
 
 def detect_module_runs(out_dir: Path) -> dict[str, list[str]]:
-    """Module runs per host from ansible-runner's job events of ``memcg-fix detect``."""
+    """Actions per host from ansible-runner's job events of ``memcg-fix detect``."""
     runs: dict[str, list[str]] = {}
     for event_file in sorted(out_dir.glob("artifacts/*/job_events/*.json")):
         event = json.loads(event_file.read_text())
@@ -171,58 +176,88 @@ def detect_module_runs(out_dir: Path) -> dict[str, list[str]]:
 
 
 def check_runs(arm: str, runs: dict[str, list[str]], hosts: list[str]) -> list[str]:
-    """Problems with the module runs of one arm: each host exactly one, of the right module."""
+    """Problems with the actions of one arm: each host exactly one, the right one."""
     problems = []
     for host in hosts:
         actions = [short_action(a) for a in runs.get(host, [])]
         if actions != [EXPECTED_ACTION[arm]]:
-            problems.append(f"{arm}: {host} ran {actions or 'no module'}")
+            problems.append(f"{arm}: {host} ran {actions or 'nothing'}")
     extra = sorted(set(runs) - set(hosts))
     if extra:
         problems.append(f"{arm}: unexpected hosts {extra}")
     return problems
 
 
+def detect_argv(inventory: Path, forks: int, via: str, out_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "remediate", "detect", "-i", str(inventory), "--forks",
+            str(forks), "--via", via, "--format", "json", "--out", str(out_dir)]
+
+
+def check_document(name: str, text: str, hosts: list[str]) -> None:
+    document = json.loads(text)
+    errors = [h["host"] for h in document["hosts"] if h.get("error")]
+    if errors or len(document["hosts"]) != len(hosts):
+        raise SystemExit(f"{name}: {len(document['hosts'])} hosts, without facts: "
+                         f"{errors[:5]}")
+
+
 def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[str, Path],
                 runs: int, forks: int, tmp: Path, with_detect: bool) -> dict[str, Any]:
-    arms = [*ANSIBLE_ARMS, *(["detect"] if with_detect else []),
-            *(["raw"] if "raw" in playbooks else [])]
+    arms = [*PLAYBOOK_ARMS, *(DETECT_ARMS if with_detect else ()),
+            *(f"{arm}{ONE_HOST}" for arm in SLOPE_ARMS)]
     raw: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    warm_up(inventory, playbooks["ping"], forks)
     for round_index in range(runs):
         for arm in rotated(arms, round_index):
             records_path = tmp / f"{name}-{arm}-{round_index}.jsonl"
             env = ansible_env({"MEMCG_FIX_BENCH_TASKS": str(records_path)})
-            if arm == "detect":
-                out_dir = tmp / f"{name}-detect-{round_index}"
-                argv = [sys.executable, "-m", "remediate", "detect", "-i", str(inventory),
-                        "--forks", str(forks), "--format", "json", "--out", str(out_dir)]
+            arm_hosts = hosts[:1] if arm.endswith(ONE_HOST) else hosts
+            if arm in DETECT_ARMS:
+                out_dir = tmp / f"{name}-{arm}-{round_index}"
+                argv = detect_argv(inventory, forks, DETECT_ARMS[arm], out_dir)
             else:
-                argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                        str(inventory), "--forks", str(forks), str(playbooks[arm])]
+                argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
+                        str(forks), "--limit", ",".join(arm_hosts),
+                        str(playbooks[arm.removesuffix(ONE_HOST)])]
             result = timed_run(argv, env=env)
             if result.returncode != 0:
                 raise SystemExit(f"{name}/{arm} exited {result.returncode}:\n"
                                  f"{(result.stdout + result.stderr)[-3000:]}")
-            if arm == "detect":
+            if arm in DETECT_ARMS:
                 counted = detect_module_runs(out_dir)
-                document = json.loads(result.stdout)
-                errors = [h["host"] for h in document["hosts"] if h.get("error")]
-                if errors or len(document["hosts"]) != len(hosts):
-                    raise SystemExit(f"{name}/detect: hosts without facts: {errors}")
+                check_document(f"{name}/{arm}", result.stdout, hosts)
                 seconds: list[float] = []
             else:
                 records = read_task_records(records_path)
                 counted = module_runs(records)
-                seconds = task_seconds(records, EXPECTED_ACTION[arm])
-            problems = check_runs(arm, counted, hosts)
+                seconds = task_seconds(records, EXPECTED_ACTION[arm.removesuffix(ONE_HOST)])
+            problems = check_runs(arm.removesuffix(ONE_HOST), counted, arm_hosts)
             if problems:
-                raise SystemExit("module runs per host are wrong: " + "; ".join(problems[:5]))
+                raise SystemExit("actions per host are wrong: " + "; ".join(problems[:5]))
             raw[arm].append({"wall": result.wall, "cpu": result.cpu, "task_seconds": seconds,
                              "module_runs_per_host": sorted({len(v) for v in counted.values()})})
-            print(f"  {name:<10} round {round_index + 1}/{runs} {arm:<11} "
+            print(f"  {name:<10} round {round_index + 1}/{runs} {arm:<15} "
                   f"{result.wall:6.2f} s wall {result.cpu:6.2f} s CPU  ({load_note()})",
                   flush=True)
     return analyse(name, len(hosts), raw, runs)
+
+
+def warm_up(inventory: Path, ping: Path, forks: int, attempts: int = 5) -> None:
+    """One untimed ping with become of every host, until all answer: the first
+    sudo in a freshly booted container waits for its systemd-logind, which
+    under a heavy load took longer than Ansible's 60 s become timeout."""
+    for _attempt in range(attempts):
+        run = timed_run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
+                         str(forks), str(ping)], env=ansible_env())
+        if run.returncode == 0:
+            return
+        time.sleep(10)
+    raise SystemExit(f"the hosts did not all answer a ping:\n{run.stdout[-2000:]}")
+
+
+def _paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """a / b per round (both ran back to back), summarised."""
+    return summary(x / y for x, y in zip(a, b, strict=True))
 
 
 def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
@@ -235,94 +270,108 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
                                       for arm, rows in raw.items()}}
     for arm, rows in raw.items():
         task = [s for r in rows for s in r["task_seconds"]]
+        count = 1 if arm.endswith(ONE_HOST) else hosts
         out["arms"][arm] = {
             "wall_s": summary(per_round(arm, "wall")),
-            "wall_per_host_s": summary(w / hosts for w in per_round(arm, "wall")),
+            "wall_per_host_s": summary(w / count for w in per_round(arm, "wall")),
             "cpu_s": summary(per_round(arm, "cpu")),
-            "cpu_per_host_s": summary(c / hosts for c in per_round(arm, "cpu")),
+            "cpu_per_host_s": summary(c / count for c in per_round(arm, "cpu")),
             "task_seconds_per_host": summary(task) if task else None,
             "module_runs_per_host": sorted({n for r in rows for n in r["module_runs_per_host"]}),
         }
-    ping, mine, setup = (per_round(a, "wall") for a in ("ping", "memcg_facts", "setup"))
-    ping_cpu, mine_cpu, setup_cpu = (per_round(a, "cpu") for a in ("ping", "memcg_facts", "setup"))
-    out["ratios"] = {
-        # paired per round: both arms ran back to back
-        "wall": summary(s / m for s, m in zip(setup, mine, strict=True)),
-        "cpu": summary(s / m for s, m in zip(setup_cpu, mine_cpu, strict=True)),
-        "wall_beyond_ping": beyond_ping(setup, mine, ping, hosts),
-        "cpu_beyond_ping": beyond_ping(setup_cpu, mine_cpu, ping_cpu, hosts),
-        "memcg_facts_over_ping_wall": summary(
-            m / p for m, p in zip(mine, ping, strict=True)),
+    wall = {arm: per_round(arm, "wall") for arm in raw}
+    cpu = {arm: per_round(arm, "cpu") for arm in raw}
+    ratios: dict[str, Any] = {
+        # the goal: setup / the raw path, and ping / the raw path, whole runs
+        "setup_over_raw_wall": _paired(wall["setup"], wall["memcg_facts_raw"]),
+        "setup_over_raw_cpu": _paired(cpu["setup"], cpu["memcg_facts_raw"]),
+        "ping_over_raw_wall": _paired(wall["ping"], wall["memcg_facts_raw"]),
+        "ping_over_raw_cpu": _paired(cpu["ping"], cpu["memcg_facts_raw"]),
+        "module_over_raw_wall": _paired(wall["memcg_facts"], wall["memcg_facts_raw"]),
+        # the module path, as measured before
+        "setup_over_module_wall": _paired(wall["setup"], wall["memcg_facts"]),
+        "setup_over_module_cpu": _paired(cpu["setup"], cpu["memcg_facts"]),
+        "module_over_ping_wall": _paired(wall["memcg_facts"], wall["ping"]),
+        "module_wall_beyond_ping": beyond_ping(wall["setup"], wall["memcg_facts"], wall["ping"],
+                                               hosts),
     }
-    task_setup = out["arms"]["setup"]["task_seconds_per_host"]
-    task_mine = out["arms"]["memcg_facts"]["task_seconds_per_host"]
-    if task_setup and task_mine:
-        out["ratios"]["task_seconds_median"] = task_setup["median"] / task_mine["median"]
-    if "raw" in raw:
-        out["ratios"]["setup_over_raw_wall"] = summary(
-            s / r for s, r in zip(setup, per_round("raw", "wall"), strict=True))
-        out["ratios"]["setup_over_raw_cpu"] = summary(
-            s / r for s, r in zip(setup_cpu, per_round("raw", "cpu"), strict=True))
-    if "detect" in raw:
-        out["ratios"]["setup_over_detect_wall"] = summary(
-            s / d for s, d in zip(setup, per_round("detect", "wall"), strict=True))
+    def marginal(arm: str, key: str) -> list[float]:
+        full, one = per_round(arm, key), per_round(f"{arm}{ONE_HOST}", key)
+        return [(f - o) / (hosts - 1) for f, o in zip(full, one, strict=True)]
+
+    if hosts > 1:
+        for key in ("wall", "cpu"):
+            for arm in SLOPE_ARMS:
+                out["arms"][arm][f"one_more_host_{key}_s"] = summary(marginal(arm, key))
+            ratios[f"one_more_host_setup_over_raw_{key}"] = _paired(
+                marginal("setup", key), marginal("memcg_facts_raw", key))
+            ratios[f"one_more_host_ping_over_raw_{key}"] = _paired(
+                marginal("ping", key), marginal("memcg_facts_raw", key))
+    for arm in DETECT_ARMS:
+        if arm in raw:
+            ratios[f"setup_over_{arm}_wall"] = _paired(wall["setup"], wall[arm])
+            ratios[f"setup_over_{arm}_cpu"] = _paired(cpu["setup"], cpu[arm])
+            ratios[f"ping_over_{arm}_wall"] = _paired(wall["ping"], wall[arm])
+    out["ratios"] = ratios
     return out
 
 
-def module_payloads(playbooks: dict[str, Path], tmp: Path) -> dict[str, Path]:
-    """The AnsiballZ file each Ansible arm runs on a host, kept from one real run."""
+def module_payloads(playbooks: dict[str, Path], tmp: Path
+                    ) -> dict[str, tuple[list[str], str]]:
+    """The command each arm runs on a host: AnsiballZ files kept from one real
+    run (ping, memcg_facts, setup) and memcg_facts_raw's shell command."""
     inventory = tmp / "one-local.yml"
     local_inventory(inventory, 1)
-    payloads = {}
-    for arm in ANSIBLE_ARMS:
+    commands = {}
+    for arm in ("ping", "memcg_facts", "setup"):
         remote_tmp = tmp / f"remote-{arm}"
-        env = ansible_env({"ANSIBLE_KEEP_REMOTE_FILES": "1",
+        env = ansible_env({"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_PIPELINING": "0",
                            "ANSIBLE_REMOTE_TMP": str(remote_tmp)})
-        run = timed_run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                         str(inventory), str(playbooks[arm])], env=env)
+        run = timed_run([str(BIN / "ansible-playbook"), "-i", str(inventory),
+                         str(playbooks[arm])], env=env)
         if run.returncode != 0:
             raise SystemExit(f"{arm} on one local host failed: {run.stdout[-2000:]}")
-        module = "setup" if arm == "setup" else arm
-        found = sorted(remote_tmp.glob(f"*/AnsiballZ_{module}.py"))
+        found = sorted(remote_tmp.glob(f"*/AnsiballZ_{arm}.py"))
         if not found:
-            raise SystemExit(f"no AnsiballZ_{module}.py kept under {remote_tmp}")
-        payloads[arm] = found[-1]
-    return payloads
+            raise SystemExit(f"no AnsiballZ_{arm}.py kept under {remote_tmp}")
+        commands[arm] = (["/usr/bin/python3", str(found[-1])], "")
+    command, stdin = raw_command()
+    commands["memcg_facts_raw"] = (["/bin/sh", "-c", command], stdin)
+    return commands
 
 
-def measure_modules(payloads: dict[str, Path], runs: int) -> dict[str, Any]:
-    """Each module process on its own, interleaved: wall and CPU per run."""
-    raw: dict[str, list[tuple[float, float]]] = {arm: [] for arm in payloads}
+def measure_processes(commands: dict[str, tuple[list[str], str]], runs: int
+                      ) -> dict[str, Any]:
+    """Each arm's process on the host on its own, interleaved: wall and CPU per run."""
+    raw: dict[str, list[tuple[float, float]]] = {arm: [] for arm in commands}
     for round_index in range(runs):
-        for arm in rotated(list(payloads), round_index):
-            result = timed_run(["/usr/bin/python3", str(payloads[arm])])
+        for arm in rotated(list(commands), round_index):
+            argv, stdin = commands[arm]
+            result = timed_run(argv, stdin=stdin)
             if result.returncode != 0 or '"failed": true' in result.stdout:
-                raise SystemExit(f"module {arm} failed: {result.stdout[-1000:]}")
+                raise SystemExit(f"{arm} failed: {(result.stdout + result.stderr)[-1000:]}")
             raw[arm].append((result.wall, result.cpu))
     out: dict[str, Any] = {"runs": runs, "arms": {
         arm: {"wall_s": summary(w for w, _ in rows), "cpu_s": summary(c for _, c in rows)}
         for arm, rows in raw.items()}}
-    ping, mine, setup = (raw[a] for a in ("ping", "memcg_facts", "setup"))
+    cpu = {arm: [c for _, c in rows] for arm, rows in raw.items()}
     out["ratios"] = {
-        "wall": summary(s[0] / m[0] for s, m in zip(setup, mine, strict=True)),
-        "wall_beyond_ping": beyond_ping([x[0] for x in setup], [x[0] for x in mine],
-                                        [x[0] for x in ping]),
-        "cpu_beyond_ping": beyond_ping([x[1] for x in setup], [x[1] for x in mine],
-                                       [x[1] for x in ping]),
+        "setup_over_raw_cpu": _paired(cpu["setup"], cpu["memcg_facts_raw"]),
+        "ping_over_raw_cpu": _paired(cpu["ping"], cpu["memcg_facts_raw"]),
+        "module_over_raw_cpu": _paired(cpu["memcg_facts"], cpu["memcg_facts_raw"]),
     }
     return out
 
 
-def module_report(result: dict[str, Any]) -> str:
-    lines = [f"module processes on their own (/usr/bin/python3 AnsiballZ_*.py), "
-             f"{result['runs']} rounds:"]
+def processes_report(result: dict[str, Any]) -> str:
+    lines = [f"each arm's process on the host on its own, {result['runs']} rounds:"]
     for arm, data in result["arms"].items():
-        lines.append(f"  {arm:<11} wall {fmt(data['wall_s'], ' s', 3)}  "
+        lines.append(f"  {arm:<15} wall {fmt(data['wall_s'], ' s', 3)}  "
                      f"CPU {fmt(data['cpu_s'], ' s', 3)}")
     ratios = result["ratios"]
-    lines.append(f"  setup / memcg_facts: wall {fmt(ratios['wall'], 'x')}")
-    lines.append(f"  beyond ping, wall: {beyond_text(ratios['wall_beyond_ping'], ' s')}")
-    lines.append(f"  beyond ping, CPU:  {beyond_text(ratios['cpu_beyond_ping'], ' s')}")
+    lines.append(f"  CPU: setup / raw {fmt(ratios['setup_over_raw_cpu'], 'x')}, ping / raw "
+                 f"{fmt(ratios['ping_over_raw_cpu'], 'x')}, memcg_facts / raw "
+                 f"{fmt(ratios['module_over_raw_cpu'], 'x')}")
     return "\n".join(lines)
 
 
@@ -333,31 +382,127 @@ def report(result: dict[str, Any]) -> str:
     for arm, data in result["arms"].items():
         task = data["task_seconds_per_host"]
         lines.append(
-            f"  {arm:<11} wall {fmt(data['wall_s'], ' s')}  per host "
+            f"  {arm:<15} wall {fmt(data['wall_s'], ' s')}  per host "
             f"{fmt(data['wall_per_host_s'], ' s', 3)}  "
             f"CPU/host {fmt(data['cpu_per_host_s'], ' s', 3)}"
             + (f"  task on one host {fmt(task, ' s', 3)}" if task else "")
-            + f"  module runs/host {data['module_runs_per_host']}")
+            + f"  actions/host {data['module_runs_per_host']}")
     ratios = result["ratios"]
     # CPU is what this machine spent: on containers it leaves out the targets' side
     cpu_note = "" if result["set"] == "local" else " (controller only)"
-    lines.append(f"  setup / memcg_facts per host: wall {fmt(ratios['wall'], 'x')}, "
-                 f"CPU{cpu_note} {fmt(ratios['cpu'], 'x')}")
-    lines.append("  beyond Ansible's ping floor, per host, wall: "
-                 + beyond_text(ratios["wall_beyond_ping"], " s"))
-    if not cpu_note:
-        lines.append("  beyond Ansible's ping floor, per host, CPU:  "
-                     + beyond_text(ratios["cpu_beyond_ping"], " s"))
-    if "task_seconds_median" in ratios:
-        lines.append(f"  one task on one host (median): {ratios['task_seconds_median']:.2f}x")
-    lines.append(f"  memcg_facts / ping wall: {fmt(ratios['memcg_facts_over_ping_wall'], 'x')}")
-    if "setup_over_raw_wall" in ratios:
-        lines.append("  setup / raw-collector prototype: wall "
-                     f"{fmt(ratios['setup_over_raw_wall'], 'x')}"
-                     + ("" if cpu_note else f", CPU {fmt(ratios['setup_over_raw_cpu'], 'x')}"))
-    if "setup_over_detect_wall" in ratios:
-        lines.append("  setup / whole `memcg-fix detect -i` wall: "
-                     f"{fmt(ratios['setup_over_detect_wall'], 'x')}")
+    lines.append(f"  setup / memcg_facts_raw: wall {fmt(ratios['setup_over_raw_wall'], 'x')}, "
+                 f"CPU{cpu_note} {fmt(ratios['setup_over_raw_cpu'], 'x')}")
+    lines.append(f"  ping / memcg_facts_raw:  wall {fmt(ratios['ping_over_raw_wall'], 'x')}, "
+                 f"CPU{cpu_note} {fmt(ratios['ping_over_raw_cpu'], 'x')}")
+    if "one_more_host_setup_over_raw_wall" in ratios:
+        for arm in SLOPE_ARMS:
+            data = result["arms"][arm]
+            lines.append(f"  one more host, {arm:<15} wall "
+                         f"{fmt(data['one_more_host_wall_s'], ' s', 3)}  CPU "
+                         f"{fmt(data['one_more_host_cpu_s'], ' s', 3)}")
+        lines.append("  one more host: setup / raw wall "
+                     f"{fmt(ratios['one_more_host_setup_over_raw_wall'], 'x')}, CPU{cpu_note} "
+                     f"{fmt(ratios['one_more_host_setup_over_raw_cpu'], 'x')}; ping / raw wall "
+                     f"{fmt(ratios['one_more_host_ping_over_raw_wall'], 'x')}, CPU{cpu_note} "
+                     f"{fmt(ratios['one_more_host_ping_over_raw_cpu'], 'x')}")
+    lines.append(f"  memcg_facts / memcg_facts_raw: wall "
+                 f"{fmt(ratios['module_over_raw_wall'], 'x')}")
+    lines.append(f"  setup / memcg_facts: wall {fmt(ratios['setup_over_module_wall'], 'x')}, "
+                 f"CPU{cpu_note} {fmt(ratios['setup_over_module_cpu'], 'x')}; memcg_facts / "
+                 f"ping wall {fmt(ratios['module_over_ping_wall'], 'x')}")
+    for arm in DETECT_ARMS:
+        if f"setup_over_{arm}_wall" in ratios:
+            lines.append(f"  setup / whole `memcg-fix detect -i --via {DETECT_ARMS[arm]}`: wall "
+                         f"{fmt(ratios[f'setup_over_{arm}_wall'], 'x')}, CPU{cpu_note} "
+                         f"{fmt(ratios[f'setup_over_{arm}_cpu'], 'x')}; ping / it: wall "
+                         f"{fmt(ratios[f'ping_over_{arm}_wall'], 'x')}")
+    return "\n".join(lines)
+
+
+def measure_scale(count: int, forks: int, runs: int, tmp: Path,
+                  with_ping: bool) -> dict[str, Any]:
+    """Whole commands on ``count`` local aliases: time, CPU and controller memory."""
+    inventory = tmp / f"scale-{count}.yml"
+    hosts = local_inventory(inventory, count, prefix="bench-scale")
+    adhoc = [str(BIN / "ansible"), "all", "-i", str(inventory), "--forks", str(forks), "-b"]
+    arms: dict[str, list[str]] = {
+        "detect": detect_argv(inventory, forks, "raw", tmp / "scale-detect"),
+        "detect_module": detect_argv(inventory, forks, "module", tmp / "scale-detect-module"),
+        "setup": [*adhoc, "-m", "ansible.builtin.setup"],
+    }
+    if with_ping:
+        arms["ping"] = [*adhoc, "-m", "ansible.builtin.ping"]
+    rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    env = ansible_env()
+    for round_index in range(runs):
+        for arm in rotated(list(arms), round_index):
+            for leftover in (tmp / "scale-detect", tmp / "scale-detect-module"):
+                _remove_tree(leftover)
+            out = tmp / f"scale-{arm}.out"
+            result = measured_run(arms[arm], env=env, stdout_path=out)
+            text = out.read_text(encoding="utf-8", errors="replace")
+            if result.returncode != 0:
+                raise SystemExit(f"scale/{arm} exited {result.returncode}:\n"
+                                 f"{(text + result.stderr)[-3000:]}")
+            if arm in DETECT_ARMS:
+                check_document(f"scale/{arm}", text, hosts)
+            else:
+                ok = sum(1 for line in text.splitlines() if " | SUCCESS" in line)
+                if ok != count:
+                    raise SystemExit(f"scale/{arm}: {ok} of {count} hosts succeeded")
+            del text
+            out.unlink()
+            rows[arm].append({"wall": result.wall, "cpu": result.cpu,
+                              "largest_process": result.largest_process,
+                              "max_rss_mb": result.max_rss_kb / 1024,
+                              "peak_tree_pss_mb": result.peak_tree_pss_kb / 1024})
+            print(f"  scale {count} round {round_index + 1}/{runs} {arm:<14} "
+                  f"{result.wall:7.1f} s wall {result.cpu:7.1f} s CPU  largest process "
+                  f"{result.max_rss_kb / 1024:6.0f} MB  tree PSS "
+                  f"{result.peak_tree_pss_kb / 1024:6.0f} MB  ({load_note()}; largest: "
+                  f"{result.largest_process})", flush=True)
+    for leftover in (tmp / "scale-detect", tmp / "scale-detect-module"):
+        _remove_tree(leftover)
+    out: dict[str, Any] = {"hosts": count, "forks": forks, "runs": runs, "arms": {},
+                           "rounds": rows}
+    for arm, data in rows.items():
+        out["arms"][arm] = {
+            "wall_s": summary(r["wall"] for r in data),
+            "wall_per_host_s": summary(r["wall"] / count for r in data),
+            "cpu_per_host_s": summary(r["cpu"] / count for r in data),
+            "max_rss_mb": summary(r["max_rss_mb"] for r in data),
+            "peak_tree_pss_mb": summary(r["peak_tree_pss_mb"] for r in data),
+        }
+    wall = {arm: [r["wall"] for r in data] for arm, data in rows.items()}
+    cpu = {arm: [r["cpu"] for r in data] for arm, data in rows.items()}
+    out["ratios"] = {
+        "setup_over_detect_wall": _paired(wall["setup"], wall["detect"]),
+        "setup_over_detect_cpu": _paired(cpu["setup"], cpu["detect"]),
+        "setup_over_detect_module_wall": _paired(wall["setup"], wall["detect_module"]),
+        "detect_module_over_detect_wall": _paired(wall["detect_module"], wall["detect"]),
+    }
+    if with_ping:
+        out["ratios"]["ping_over_detect_wall"] = _paired(wall["ping"], wall["detect"])
+    return out
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def scale_report(result: dict[str, Any]) -> str:
+    lines = [f"scale: {result['hosts']} local hosts, forks {result['forks']}, "
+             f"{result['runs']} rounds (whole commands)"]
+    for arm, data in result["arms"].items():
+        lines.append(f"  {arm:<14} wall {fmt(data['wall_s'], ' s', 1)}  per host "
+                     f"{fmt(data['wall_per_host_s'], ' s', 3)}  CPU/host "
+                     f"{fmt(data['cpu_per_host_s'], ' s', 3)}  largest process "
+                     f"{fmt(data['max_rss_mb'], ' MB', 0)}  tree PSS "
+                     f"{fmt(data['peak_tree_pss_mb'], ' MB', 0)}")
+    for key, value in result["ratios"].items():
+        lines.append(f"  {key}: {fmt(value, 'x')}")
     return "\n".join(lines)
 
 
@@ -369,26 +514,28 @@ def main() -> int:
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5, help="rounds (each runs every arm once)")
     parser.add_argument("--no-detect", action="store_true",
-                        help="leave out the whole-command `memcg-fix detect -i` arm")
-    parser.add_argument("--raw", action="store_true",
-                        help="add the raw-collector prototype arm (not what memcg-fix runs)")
-    parser.add_argument("--module-runs", type=int, default=15,
-                        help="rounds of the module-only measurement (0: leave it out)")
+                        help="leave out the whole-command `memcg-fix detect -i` arms")
+    parser.add_argument("--process-runs", type=int, default=15,
+                        help="rounds of the process-on-the-host measurement (0: leave it out)")
+    parser.add_argument("--scale-hosts", type=int, default=1000,
+                        help="local aliases of the scale arm (0: leave it out)")
+    parser.add_argument("--scale-forks", type=int, default=50)
+    parser.add_argument("--scale-runs", type=int, default=3)
+    parser.add_argument("--scale-ping", action="store_true",
+                        help="add `ansible all -b -m ping` to the scale arm")
     parser.add_argument("--out", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     on_signals_exit()
     results = []
-    modules = None
+    processes = scale = None
     info = machine()
     print(f"machine: {info}", flush=True)
     with tempfile.TemporaryDirectory(prefix="memcg-fix-bench-detect-") as tmp_name:
         tmp = Path(tmp_name)
-        playbooks = write_playbooks(tmp, with_raw=args.raw)
-        if args.raw:
-            check_raw_output(playbooks)
-        if args.module_runs:
-            modules = measure_modules(module_payloads(playbooks, tmp), args.module_runs)
-            print(module_report(modules), flush=True)
+        playbooks = write_playbooks(tmp)
+        if args.process_runs:
+            processes = measure_processes(module_payloads(playbooks, tmp), args.process_runs)
+            print(processes_report(processes), flush=True)
         if args.local_hosts:
             inventory = tmp / "local.yml"
             names = local_inventory(inventory, args.local_hosts)
@@ -408,12 +555,20 @@ def main() -> int:
             finally:
                 destroy_all(started)
             print(report(results[-1]), flush=True)
-    missed = [r["set"] for r in results if r["ratios"]["wall"]["median"] < GOAL_RATIO]
-    if missed:
-        print(f"GOAL (>= {GOAL_RATIO:.0f}x per host, whole run) missed for: {', '.join(missed)}")
+        if args.scale_hosts:
+            scale = measure_scale(args.scale_hosts, args.scale_forks, args.scale_runs, tmp,
+                                  args.scale_ping)
+            print(scale_report(scale), flush=True)
+    for result in results:
+        ratios = result["ratios"]
+        if ratios["setup_over_raw_wall"]["median"] < GOAL_OVER_SETUP:
+            print(f"GOAL (>= {GOAL_OVER_SETUP:.0f}x setup per host) missed for {result['set']}")
+        if ratios["ping_over_raw_wall"]["median"] < GOAL_OVER_PING:
+            print(f"GOAL (>= {GOAL_OVER_PING}x ping per host) missed for {result['set']}")
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.out:
         write_json(args.out, {"machine": info, "forks": args.forks, "results": results,
-                              "modules": modules})
+                              "processes": processes, "scale": scale})
     return 0
 
 

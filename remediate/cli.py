@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from . import __version__
 from .errors import ExitCode, RemediateError, UsageError
+from .text import shown
 
 VERBS = ("detect", "plan", "render", "apply", "rollback", "policy")
 
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         code = int(args.func(args))
     except RemediateError as exc:
-        print(f"memcg-fix: {exc.message}", file=sys.stderr)
+        print(f"memcg-fix: {shown(exc.message)}", file=sys.stderr)
         code = int(exc.exit_code)
     except KeyboardInterrupt:
         print("memcg-fix: interrupted", file=sys.stderr)
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the one place that catches everything: a bug
         where = traceback.extract_tb(exc.__traceback__)[-1]
         print(
-            f"memcg-fix: internal error: {type(exc).__name__}: {exc} "
+            f"memcg-fix: internal error: {type(exc).__name__}: {shown(exc)} "
             f"(at {os.path.basename(where.filename)}:{where.lineno}; "
             "set MEMCG_FIX_DEBUG=1 for the traceback, and please report it)",
             file=sys.stderr,

@@ -2,14 +2,17 @@
 
 The playbook is what a reviewer reads in a change request and what AWX/Tower
 runs as a job template, so it must stand alone (only the
-``memcg_remediate`` role next to it) and say everything in its header.
+``memcg_fix.remediate`` collection next to it) and say everything in its header.
 
 Safety properties, each tested:
 
 * Host data is YAML data tagged ``!unsafe``: Ansible never templates it,
   so a host name or parameter holding ``{{ ... }}`` stays a string.
-* Header comments are escaped to one line each: a newline in a rationale
-  cannot end the comment and start a play.
+* Header comments go through :func:`remediate.text.shown`, the one
+  sanitizer of human-facing text: one line each (a newline in a rationale
+  cannot end the comment and start a play), and no character YAML refuses
+  (a C1 control or a lone surrogate from one host's kernel log would make
+  the whole fleet's playbook unloadable) or a terminal acts on.
 * The same plan renders to the same bytes (sorted, no timestamps).
 * The header carries sha256 digests of every section and of the whole
   file; :func:`check` recomputes them and names what was edited.
@@ -31,13 +34,22 @@ from . import __version__
 from .errors import InputError
 from .plan import Plan, canonical_json
 from .resources import ROLE_FQCN
+from .text import encodable, shown
 
 DEFAULT_BATCHES: Final[tuple[int | str, ...]] = (1, "10%", "25%")
 ROLE: Final = ROLE_FQCN
 PLANNED_GROUP: Final = "memcg_fix_planned"
+CANARY_GROUP: Final = "memcg_fix_canary"
+# What a run does (extra var memcg_fix_stage): apply to every planned host,
+# canary first (all); apply to the canary alone (canary: the AWX workflow's
+# canary job, before its approval node); or, in check mode, fail every host
+# whose plan is not fully in effect (verify: the workflow's last job).
+STAGES: Final = ("all", "canary", "verify")
 SELECT_PLAY: Final = "Select the hosts this memcg-fix plan covers"
 APPLY_PLAY: Final = "Apply the reviewed memcg-fix plan, canary first, then in batches"
-REPORT_TASK: Final = "Report the memcg-fix result of this host"
+# The custom stat (set_stats) in which the role records each host's outcome:
+# {host: {state, selected, changed, rebooted, reboot_required, verified, ...}}
+RESULTS_STAT: Final = "memcg_fix_results"
 _MAGIC: Final = "# memcg-fix playbook"
 _CONTENT_LINE: Final = "# content-sha256: "
 
@@ -86,12 +98,9 @@ def _unsafe(value: Any) -> Any:
     return value
 
 
-_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
 def one_line(text: Any) -> str:
-    """``text`` safe inside a YAML comment: no character YAML reads as a line break."""
-    return _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+    """``text`` safe inside a YAML comment: one line, nothing YAML refuses or a terminal runs."""
+    return shown(text)
 
 
 def _digest(value: Any) -> str:
@@ -136,7 +145,21 @@ _ROLE_VARS: Final = {
     "memcg_remediate_state": "{{ memcg_fix_state | default('present') }}",
     "memcg_remediate_reboot_ok": "{{ memcg_fix_reboot_ok | default(false) | bool }}",
     "memcg_remediate_rollback_force": "{{ memcg_fix_force | default(false) | bool }}",
+    "memcg_remediate_expect_in_effect": "{{ (memcg_fix_stage | default('all')) == 'verify' }}",
 }
+
+
+def _refuse_unencodable(plan: Plan) -> None:
+    """A plan naming a host with a lone surrogate can only be made by hand (facts
+    files have them escaped); YAML cannot hold one, so say so instead of
+    writing a playbook Ansible refuses."""
+    for host in plan.hosts:
+        if encodable(host.host) != host.host:
+            raise InputError(
+                f"the plan names the host {encodable(host.host)!r}, which holds a lone "
+                "surrogate (an invalid code point) that no playbook can hold; plan again "
+                "from facts"
+            )
 
 
 def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
@@ -159,22 +182,47 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
         "vars": {"memcg_fix_planned_hosts": _unsafe([h.host for h in planned])},
         "tasks": [
             {
+                "name": "Check the stage this run applies",
+                "ansible.builtin.assert": {
+                    "that": [
+                        "memcg_fix_stage | default('all') in " + json.dumps(list(STAGES)),
+                        "memcg_fix_stage | default('all') != 'verify' or ansible_check_mode",
+                    ],
+                    "fail_msg": "memcg_fix_stage must be one of " + ", ".join(STAGES)
+                    + "; verify runs in check mode only",
+                    "quiet": True,
+                },
+                "run_once": True,
+            },
+            {
                 "name": "Put the planned hosts in a group of their own",
                 "ansible.builtin.group_by": {"key": PLANNED_GROUP},
                 "changed_when": False,
                 "when": "inventory_hostname in memcg_fix_planned_hosts",
-            }
+            },
+            {
+                # the first planned host (by name) this run's inventory and
+                # limit keep: the same host the first batch holds
+                "name": "Put the canary in a group of its own",
+                "ansible.builtin.group_by": {"key": CANARY_GROUP},
+                "changed_when": False,
+                "when": "inventory_hostname == (memcg_fix_planned_hosts"
+                " | select('in', ansible_play_hosts_all) | first | default(''))",
+            },
         ],
     }
     batches = list(options.batches)
     apply = {
         "name": APPLY_PLAY,
-        "hosts": PLANNED_GROUP,
+        "hosts": "{{ '" + CANARY_GROUP + "' if (memcg_fix_stage | default('all')) == 'canary'"
+        " else '" + PLANNED_GROUP + "' }}",
         # group_by fills the group in whatever order hosts answer; batches
         # (and so the canary) follow host names, as the header says
         "order": "sorted",
         "gather_facts": False,
-        "serial": "{{ memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
+        # verify changes nothing: every host in one batch, so each one is judged
+        "serial": "{{ ['100%'] if (memcg_fix_stage | default('all')) == 'verify' else "
+        "memcg_fix_batches | default(" + json.dumps(batches) + ") }}",
         "max_fail_percentage": "{{ memcg_fix_max_fail_percentage | default("
         + str(options.max_fail_percentage)
         + ") }}",
@@ -200,8 +248,23 @@ def _sections(plays: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     settings["vars"] = {k: v for k, v in apply.get("vars", {}).items() if k != "memcg_fix_plan"}
     sections = {"host selection play": _digest(select), "apply play settings": _digest(settings)}
     for host in sorted(plan_data):
-        sections[f"plan for host {host}"] = _digest(plan_data[host])
+        sections[f"plan for host {_section_label(host)}"] = _digest(plan_data[host])
     return sections
+
+
+_PLAIN_LABEL: Final = re.compile(r"[ -~]{1,58}")  # printable ASCII, short
+_LABEL_PREFIX: Final = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _section_label(host: str) -> str:
+    """How a host's section is named in the header: the host name itself, or,
+    when it is long or holds characters JSON escapes, a printable prefix and
+    a digest of the name, so every section line fits ansible-lint's 160
+    columns whatever the host is called."""
+    if _PLAIN_LABEL.fullmatch(host) and '"' not in host and "\\" not in host:
+        return host
+    digest = hashlib.sha256(encodable(host).encode("utf-8")).hexdigest()[:24]
+    return f"{_LABEL_PREFIX.sub('_', host[:20])}~{digest}"
 
 
 def _wrapped(first: str, text: str) -> list[str]:
@@ -241,37 +304,38 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         "# Run it:  memcg-fix apply -i INVENTORY --playbook THIS_FILE [--reboot-ok]",
         "#   or as an AWX/Tower job template with this repository as its project",
         "#   (extra vars: memcg_fix_reboot_ok, memcg_fix_batches;",
-        "#   rollback: memcg_fix_state=absent).",
+        "#   memcg_fix_stage=canary: the canary host only; memcg_fix_stage=verify with --check:",
+        "#   fail hosts whose plan is not fully in effect; rollback: memcg_fix_state=absent).",
         "#",
     ]
     for host in sorted(planned, key=lambda h: h.host):
         reboot = "needs a reboot" if host.needs_reboot else "no reboot"
-        lines.append(
-            f"# host {one_line(json.dumps(host.host))}: {len(host.mitigations)} "
+        lines += _wrapped(
+            "# host ", f"{one_line(json.dumps(host.host))}: {len(host.mitigations)} "
             f"mitigation(s), {reboot}"
         )
         for m in host.mitigations:
             params = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(m.params.items()))
-            lines.append(
-                f"#   - {one_line(m.id)}: risk {one_line(m.risk)}, disruption "
+            lines += _wrapped(
+                "#   - ", f"{one_line(m.id)}: risk {one_line(m.risk)}, disruption "
                 f"{one_line(m.disruption)}, reboot {'yes' if m.needs_reboot else 'no'}"
                 + (f", params {one_line(params)}" if params else "")
             )
             lines += _wrapped("#       why: ", one_line(m.rationale))
             if m.alternatives:
-                lines.append(f"#       alternatives: {one_line(', '.join(m.alternatives))}")
+                lines += _wrapped("#       alternatives: ", one_line(", ".join(m.alternatives)))
         for f in host.findings:
             lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
         if host.status in ("undecided", "attention"):
             lines += _wrapped(
-                f"# host {one_line(json.dumps(host.host))}: {host.status}, because ",
-                one_line(host.reason or "its facts could not be read") + " (not changed)",
+                "# host ", f"{one_line(json.dumps(host.host))}: {host.status}, because "
+                f"{one_line(host.reason or 'its facts could not be read')} (not changed)",
             )
         elif host.blocked:  # planned, with other rules left undecided
             lines += _wrapped(
-                f"# host {one_line(json.dumps(host.host))}: also undecided: ",
-                one_line(", ".join(f"{b.rule} ({', '.join(b.facts)})" for b in host.blocked)),
+                "# host ", f"{one_line(json.dumps(host.host))}: also undecided: "
+                + one_line(", ".join(f"{b.rule} ({', '.join(b.facts)})" for b in host.blocked)),
             )
     lines.append("#")
     for name, digest in sections.items():
@@ -282,6 +346,7 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
 def render(plan: Plan, options: RenderOptions | None = None) -> str:
     """The playbook text for ``plan``: byte-identical for the same plan and options."""
     options = options or RenderOptions()
+    _refuse_unencodable(plan)
     plays = _plays(plan, options)
     body = yaml.dump(
         plays,

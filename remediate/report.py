@@ -5,11 +5,13 @@ timestamp. Every string that can come from a host (its name, fact values
 quoted in summaries and rationales, the reasons a fact is unknown) is made
 inert for the target:
 
-* table: control characters (including ANSI escapes and bidi overrides)
-  are shown as ``\\xNN``/``\\uNNNN`` so a host cannot repaint the terminal;
-* markdown: Markdown punctuation is backslash-escaped and ``& < > " '`` become
-  HTML entities, so a host cannot add HTML, links, code spans, table cells
-  or lines to a change request.
+* table: every character that is not plainly printable (controls,
+  ANSI escapes, bidi overrides, invalid code points) is shown escaped by
+  :func:`remediate.text.shown`, the one sanitizer of human-facing text, so a
+  host cannot repaint the terminal;
+* markdown: the same, then Markdown punctuation is backslash-escaped and
+  ``& < >`` become HTML entities, so a host cannot add HTML, links, code
+  spans, table cells or lines to a change request.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from .plan import HostPlan, Plan, PlannedMitigation
+from .text import shown
 
 FORMATS: Final = ("table", "json", "markdown")
 
@@ -70,17 +73,8 @@ def to_json(plan: Plan, explain: bool = False) -> str:
 # --- table ------------------------------------------------------------------
 
 
-def terminal_safe(text: object) -> str:
-    """``text`` with every non-printable character written as an escape."""
-    out = []
-    for ch in str(text):
-        if ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(f"\\u{ord(ch):04x}")
-    return "".join(out)
+# the name the rest of memcg-fix knows it by
+terminal_safe = shown
 
 
 def _clip(text: str, width: int) -> str:
@@ -194,7 +188,7 @@ def _explain_block(host: HostPlan) -> Iterable[str]:
 # --- markdown ---------------------------------------------------------------
 
 # Values never start a line (they follow "| ", "- " or "## "), and newlines
-# and other control characters become spaces, so only inline syntax needs
+# and other control characters are shown escaped, so only inline syntax needs
 # neutralising: the characters that open code spans, emphasis, links and
 # images, table cells, strikethrough, math and trailing heading marks get a
 # backslash; & < > become entities, so no HTML or autolink can form.
@@ -203,14 +197,8 @@ _MD_ESCAPES.update({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 def md(text: object) -> str:
-    """``text`` as inert Markdown: renders as exactly these characters, on one line."""
-    out = []
-    for ch in str(text):
-        if not ch.isprintable():
-            out.append(" ")
-        else:
-            out.append(_MD_ESCAPES.get(ch, ch))
-    return "".join(out)
+    """``text`` as inert Markdown: renders as :func:`shown` gives it, on one line."""
+    return "".join(_MD_ESCAPES.get(ch, ch) for ch in shown(text))
 
 
 def _md_row(cells: Iterable[str]) -> str:

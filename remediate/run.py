@@ -9,6 +9,7 @@ stay for the change record. Nothing here prints: progress goes to an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, RemediateError
-from .render import REPORT_TASK
+from .render import RESULTS_STAT
 from .resources import collections_path, playbooks_dir
 
 GATHER_TASK = "Collect memcg facts"
@@ -48,7 +49,7 @@ class HostOutcome:
     error: str | None = None
     failed_task: str | None = None
     then: str | None = None  # what failed next (the clean-up after the first failure)
-    result: dict[str, Any] = field(default_factory=dict)  # the role's report task
+    result: dict[str, Any] = field(default_factory=dict)  # the role's recorded result
     diffs: list[Diff] = field(default_factory=list)
     module_results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -118,8 +119,6 @@ def _diffs(host: str, task: str, res: Mapping[str, Any]) -> list[Diff]:
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    import json
-
     return json.dumps(value, indent=2, sort_keys=True)
 
 
@@ -159,9 +158,12 @@ class _Collector:
             outcome.module_results[task] = res
             if str(data.get("task_action", "")).endswith("reboot") and res.get("rebooted"):
                 self._emit("reboot", host, f"rebooted and back in {res.get('elapsed', '?')} s")
-            if task == REPORT_TASK and isinstance(res.get("msg"), dict):
-                outcome.result = dict(res["msg"])
-                self._emit("host", host, _summary_line(outcome))
+            recorded = _recorded_result(data, res, host)
+            if recorded is not None:
+                # the role's set_stats task: progress now; the run's recorded
+                # stats replace this at the end (kept if the run never ends)
+                outcome.result = recorded
+                self._emit("host", host, _summary_line(recorded))
         elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
             outcome = self._host(host)
             error = _one_line(
@@ -196,8 +198,46 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())[:500]
 
 
-def _summary_line(outcome: HostOutcome) -> str:
-    r = outcome.result
+def _recorded_result(data: Mapping[str, Any], res: Mapping[str, Any],
+                     host: str) -> dict[str, Any] | None:
+    """The result the role's set_stats task records for ``host``, if this event is that task."""
+    if not str(data.get("task_action", "")).endswith("set_stats"):
+        return None
+    stats = (res.get("ansible_stats") or {}).get("data") or {}
+    result = (stats.get(RESULTS_STAT) or {}).get(host)
+    return dict(result) if isinstance(result, Mapping) else None
+
+
+def recorded_stats(artifacts_dir: Path) -> dict[str, Any]:
+    """The run's custom stats (set_stats) as ansible-runner recorded them.
+
+    They are the ``artifact_data`` of the run's last event, playbook_on_stats,
+    in ``job_events/`` (what AWX saves as a job's artifacts). Empty when the
+    run ended before it (Ansible could not start, or was killed).
+    """
+    events = artifacts_dir / "job_events"
+    try:
+        names = [p for p in events.iterdir() if p.suffix == ".json"]
+    except OSError:
+        return {}
+
+    def counter(path: Path) -> int:
+        head = path.name.partition("-")[0]
+        return int(head) if head.isdigit() else -1
+
+    for path in sorted(names, key=counter, reverse=True)[:20]:
+        try:
+            event = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if event.get("event") == "playbook_on_stats":
+            data = (event.get("event_data") or {}).get("artifact_data")
+            return dict(data) if isinstance(data, Mapping) else {}
+    return {}
+
+
+def _summary_line(result: Mapping[str, Any]) -> str:
+    r = result
     parts = [("changed " + ", ".join(r.get("changed") or [])) if r.get("changed") else "no change"]
     if r.get("rebooted"):
         parts.append("rebooted")
@@ -270,6 +310,10 @@ def run_playbook(
         suppress_env_files=True,
     )
     artifacts = Path(runner.config.artifact_dir)
+    results = recorded_stats(artifacts).get(RESULTS_STAT) or {}
+    for host, result in results.items() if isinstance(results, Mapping) else ():
+        if isinstance(result, Mapping):
+            collector.hosts.setdefault(host, HostOutcome(host)).result = dict(result)
     return RunReport(
         rc=int(runner.rc if runner.rc is not None else 1),
         status=str(runner.status),
@@ -285,9 +329,21 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def gather_playbook() -> Path:
-    """The shipped playbook that runs ``memcg_facts`` once per host."""
-    return playbooks_dir() / "gather.yml"
+# How facts are collected from an inventory (``--via``): the action that
+# runs once per host, in the shipped playbook that runs it. Both return the
+# same result, from the same collector code (docs/design.md).
+GATHER_VIA = {
+    # one shell command per host, below Ansible's per-module cost (the default)
+    "raw": ("memcg_facts_raw", "gather-raw.yml"),
+    # the memcg_facts module, with Ansible's module semantics
+    "module": ("memcg_facts", "gather.yml"),
+}
+DEFAULT_VIA = "raw"
+
+
+def gather_playbook(via: str = "module") -> Path:
+    """The shipped playbook that collects facts ``via`` one action per host."""
+    return playbooks_dir() / GATHER_VIA[via][1]
 
 
 def collect_facts(
@@ -297,8 +353,10 @@ def collect_facts(
     limit: str | None = None,
     forks: int | None = None,
     on_event: Callable[[Progress], None] | None = None,
+    via: str = DEFAULT_VIA,
 ) -> tuple[list[Any], RunReport]:
-    """Facts of every inventory host through ``memcg_facts`` (one module run each).
+    """Facts of every inventory host, one ``memcg_facts_raw`` (or, ``via="module"``,
+    one ``memcg_facts`` module run) per host.
 
     A host that fails or is unreachable becomes ``HostFacts(error=...)``: it is
     reported as unknown and the others go on.
@@ -306,7 +364,7 @@ def collect_facts(
     from .facts import from_module_result
 
     report = run_playbook(
-        gather_playbook(),
+        gather_playbook(via),
         inventory,
         data_dir=data_dir,
         limit=limit,
@@ -325,7 +383,7 @@ def collect_facts(
             result = outcome.module_results.get(
                 GATHER_TASK, {"failed": True, "msg": "no facts returned"}
             )
-        hosts.append(from_module_result(name, result))
+        hosts.append(from_module_result(name, result, action=GATHER_VIA[via][0]))
     if not hosts and report.rc != 0:
         raise InputError(
             f"Ansible could not run against the inventory (rc={report.rc}): "

@@ -17,6 +17,7 @@ from typing import Any
 
 from .report import md, terminal_safe
 from .run import Diff, HostOutcome, RunReport
+from .text import shown_lines
 
 
 @dataclass(frozen=True)
@@ -200,5 +201,6 @@ def diffs_markdown_lines(report: RunReport) -> list[str]:
         for d in outcome.diffs:
             body = unified(d)
             fence = _fence(body)
-            lines += [f"{md(d.header)}:", "", f"{fence}diff", body.rstrip("\n"), fence, ""]
+            lines += [f"{md(d.header)}:", "", f"{fence}diff", shown_lines(body.rstrip("\n")),
+                      fence, ""]
     return lines

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from ..plan import Plan
 from ..policy.model import Policy
 from ..render import APPLY_PLAY, PlaybookCheck, check
 from ..report import terminal_safe
-from ..run import Progress
+from ..run import DEFAULT_VIA, GATHER_VIA, Progress
+from . import tell
 
 
 def add_inventory_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -36,6 +36,21 @@ def add_inventory_args(parser: argparse.ArgumentParser, *, required: bool = True
         type=int,
         help="hosts Ansible works on in parallel (Ansible's default: 5)",
     )
+
+
+def add_via_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--via raw|module``: how facts are read from an inventory's hosts."""
+    parser.add_argument(
+        "--via",
+        choices=tuple(GATHER_VIA),
+        help="with -i: how facts are read, one round trip per host: raw (default: one shell "
+        "command that runs the collector on the host's own Python) or module (the "
+        "memcg_facts Ansible module); both give the same facts",
+    )
+
+
+def via(args: argparse.Namespace) -> str:
+    return str(getattr(args, "via", None) or DEFAULT_VIA)
 
 
 def out_dir(requested: str | None, verb: str) -> Path:
@@ -64,19 +79,13 @@ def progress_printer(quiet: bool = False):  # type: ignore[no-untyped-def]
             # with `serial`, Ansible starts the play again for every batch
             state["batches"] += 1
             which = " (canary)" if state["batches"] == 1 else ""
-            print(f"memcg-fix: batch {state['batches']}{which}", file=sys.stderr)
+            tell(f"batch {state['batches']}{which}")
         elif event.kind == "reboot":
-            print(
-                f"memcg-fix:   {terminal_safe(event.host)}: {terminal_safe(event.text)}",
-                file=sys.stderr,
-            )
+            tell(f"  {terminal_safe(event.host)}: {terminal_safe(event.text)}")
         elif event.kind == "host":
             state["hosts"] += 1
-            print(
-                f"memcg-fix:   [{state['hosts']} done] {terminal_safe(event.host)}: "
-                f"{terminal_safe(event.text)}",
-                file=sys.stderr,
-            )
+            tell(f"  [{state['hosts']} done] {terminal_safe(event.host)}: "
+                 f"{terminal_safe(event.text)}")
 
     return show
 

@@ -15,7 +15,8 @@ from ..report import render as render_plan
 from ..report import terminal_safe
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import diffs_markdown_lines, diffs_text
-from ._fleet import out_dir
+from . import tell
+from ._fleet import out_dir, via
 from .plan import exit_code, report_unsettled
 
 PLAYBOOK_NAME = "memcg-fix.yml"
@@ -29,7 +30,9 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
         batches=parse_batches(args.batches) if args.batches else DEFAULT_BATCHES
     )
     out = out_dir(args.out, "plan")
-    hosts, _facts_run = collect_facts(inventory, data_dir=out, limit=args.limit, forks=args.forks)
+    hosts, _facts_run = collect_facts(
+        inventory, data_dir=out, limit=args.limit, forks=args.forks, via=via(args)
+    )
     (out / "facts.json").write_text(
         json.dumps(document(hosts, __version__), indent=2, sort_keys=True) + "\n"
     )
@@ -64,14 +67,8 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
             sys.stdout.write(diffs_text(dry))
         for host in dry.failed_hosts:
             outcome = dry.hosts[host]
-            print(
-                f"memcg-fix: dry run failed on {terminal_safe(host)} at "
-                f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}",
-                file=sys.stderr,
-            )
+            tell(f"dry run failed on {terminal_safe(host)} at "
+                 f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}")
     report_unsettled(plan)
-    print(
-        f"memcg-fix: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}",
-        file=sys.stderr,
-    )
+    tell(f"note: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}")
     return exit_code(plan)

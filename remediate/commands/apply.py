@@ -11,13 +11,16 @@ from ..errors import ExitCode, InputError
 from ..render import parse_batches
 from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import all_verified, summarize, summary_json, summary_markdown, summary_text
+from . import tell
 from ._fleet import (
     add_inventory_args,
+    add_via_arg,
     decision_changes,
     load_policy,
     out_dir,
     progress_printer,
     read_playbook,
+    via,
 )
 
 DESCRIPTION = """\
@@ -62,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inventory_args(parser)
+    add_via_arg(parser)
     parser.add_argument(
         "--playbook", metavar="FILE", required=True, help="the playbook 'memcg-fix plan -i' wrote"
     )
@@ -101,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     _text, recorded, warnings = read_playbook(args.playbook, force=args.force)
     for warning in warnings:
-        print(f"memcg-fix: warning: {warning}", file=sys.stderr)
+        tell(f"warning: {warning}")
     batches = parse_batches(args.batches) if args.batches else None
     inventory = list(args.inventory)
     # a clear error for a bad inventory before anything runs; the hosts in reach
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out = out_dir(args.out, "apply")
     show = progress_printer(args.quiet)
     facts, _report = collect_facts(
-        inventory, data_dir=out, limit=args.limit, forks=args.forks, on_event=None
+        inventory, data_dir=out, limit=args.limit, forks=args.forks, on_event=None, via=via(args)
     )
     fresh = policy_api.evaluate(policy, facts)
     changes = (
@@ -131,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.force:
             raise InputError(message + " (plan again, or use --force)")
-        print(f"memcg-fix: warning: {message} (running anyway: --force)", file=sys.stderr)
+        tell(f"warning: {message} (running anyway: --force)")
     extravars: dict[str, object] = {"memcg_fix_reboot_ok": bool(args.reboot_ok)}
     if batches:
         extravars["memcg_fix_batches"] = list(batches)
@@ -160,5 +164,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(summary_markdown(rows, title, report))
     else:
         sys.stdout.write(summary_text(rows, title))
-    print(f"memcg-fix: artifacts in {report.artifacts_dir}", file=sys.stderr)
+    tell(f"note: artifacts in {report.artifacts_dir}")
     return int(ExitCode.OK if all_verified(rows) else ExitCode.FAILED)

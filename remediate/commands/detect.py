@@ -13,6 +13,8 @@ from typing import Any, Final
 from .. import __version__
 from ..errors import InputError, UsageError
 from ..facts import HostFacts, collect_local, collect_root, document
+from ..text import shown
+from ._fleet import add_via_arg, out_dir, via
 
 EXAMPLES = """\
 examples:
@@ -21,7 +23,8 @@ examples:
   memcg-fix detect --root /mnt/image --host web1 a mounted image or chroot
   memcg-fix detect --root ./sosreport-web1-2024  an extracted sosreport
   memcg-fix detect -i hosts.ini --limit web      every host of an Ansible inventory
-                                                 (one read-only module run per host)
+                                                 (one read-only command per host)
+  memcg-fix detect -i hosts.ini --via module     the same through the memcg_facts module
 
 exit codes: 0 facts collected (unknown facts, and hosts that could not be
 reached, are listed, not errors), 2 bad usage, 3 the --root is not a
@@ -60,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="with -i: keep ansible-runner's artifacts here (default: a temp dir)",
     )
+    add_via_arg(parser)
     parser.add_argument("--host", metavar="NAME", help="name to report the host as")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
@@ -70,15 +74,14 @@ def _from_inventory(args: argparse.Namespace) -> list[HostFacts]:
 
     list_hosts(args.inventory, args.limit)
     if args.out:
-        from ._fleet import out_dir
-
         hosts, _report = collect_facts(
-            args.inventory, data_dir=out_dir(args.out, "detect"), limit=args.limit, forks=args.forks
+            args.inventory, data_dir=out_dir(args.out, "detect"), limit=args.limit,
+            forks=args.forks, via=via(args),
         )
         return hosts
     with tempfile.TemporaryDirectory(prefix="memcg-fix-detect-") as tmp:
         hosts, _report = collect_facts(
-            args.inventory, data_dir=Path(tmp), limit=args.limit, forks=args.forks
+            args.inventory, data_dir=Path(tmp), limit=args.limit, forks=args.forks, via=via(args)
         )
     return hosts
 
@@ -87,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.inventory:
         hosts = _from_inventory(args)
     else:
-        if args.limit or args.forks or args.out:
-            raise UsageError("detect: --limit, --forks and --out go with -i (see --help)")
+        if args.limit or args.forks or args.out or args.via:
+            raise UsageError("detect: --limit, --forks, --out and --via go with -i (see --help)")
         hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
         if args.root and not _found_anything(hosts[0]):
             raise InputError(
@@ -139,17 +142,20 @@ def _cell(value: Any) -> str:
         return "?"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return shown(value)
 
 
 def render_table(hosts: Sequence[HostFacts]) -> str:
-    """One row per host with the key facts; ``?`` marks an unknown fact."""
+    """One row per host with the key facts; ``?`` marks an unknown fact.
+
+    Every value comes from the host: each is shown through the one sanitizer.
+    """
     rows = [[title for title, _ in COLUMNS]]
     for host in hosts:
         if host.error:
-            rows.append([host.host, f"error: {host.error}"])
+            rows.append([shown(host.host), shown(f"error: {host.error}")])
             continue
-        row = [host.host]
+        row = [shown(host.host)]
         for _title, path in COLUMNS[1:-1]:
             tool = path.split(".")[0]
             if path.endswith(".version") and host.get(f"{tool}.installed") is False:
@@ -163,7 +169,7 @@ def render_table(hosts: Sequence[HostFacts]) -> str:
     for row in rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
-    notes = [f"{h.host}: {u.fact}: {u.reason}" for h in hosts for u in h.unknown]
+    notes = [shown(f"{h.host}: {u.fact}: {u.reason}") for h in hosts for u in h.unknown]
     text = "\n".join(lines) + "\n"
     if notes:
         text += "\nunknown:\n" + "\n".join(f"  {n}" for n in notes) + "\n"

@@ -14,7 +14,9 @@ from .. import policy as policy_api
 from ..errors import ExitCode, InputError
 from ..facts.model import HostFacts
 from ..plan import Plan
-from ..report import FORMATS, render, terminal_safe
+from ..report import FORMATS, render
+from . import tell
+from ._fleet import add_via_arg
 
 DESCRIPTION = """\
 Decide, for each host, which mitigations from the closed catalogue apply and
@@ -72,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source.add_argument(
         "-i", "--inventory", metavar="INVENTORY", action="append",
-        help="plan a fleet: facts through Ansible (one read-only module run per host), "
+        help="plan a fleet: facts through Ansible (one read-only command per host), "
         "then the playbook and its real --check --diff; repeatable",
     )
     fleet = parser.add_argument_group("with -i")
@@ -85,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fleet.add_argument("--batches", metavar="SIZES",
                        help="batch sizes of the playbook, e.g. 1,10%%,25%% (first = canary)")
+    add_via_arg(fleet)
     parser.add_argument(
         "--policy", metavar="FILE", help="policy YAML to use instead of the default policy"
     )
@@ -148,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         from ._plan_fleet import plan_fleet
 
         return plan_fleet(args, policy)
-    if args.limit or args.forks or args.out or args.batches:
-        raise InputError("plan: --limit, --forks, --out and --batches go with -i (see --help)")
+    if args.limit or args.forks or args.out or args.batches or args.via:
+        raise InputError(
+            "plan: --limit, --forks, --out, --batches and --via go with -i (see --help)")
     with _collector_paused():
         plan = policy_api.evaluate(policy, _hosts(args), explain=args.explain)
         sys.stdout.write(render(plan, args.format, args.explain))
@@ -172,8 +176,6 @@ def report_unsettled(plan: Plan, limit: int = 5) -> None:
         hosts = [h for h in plan.hosts if h.status == status]
         if not hosts:
             continue
-        shown = "; ".join(
-            f"{terminal_safe(h.host)}: {terminal_safe(h.reason or '')}" for h in hosts[:limit]
-        )
+        named = "; ".join(f"{h.host}: {h.reason or ''}" for h in hosts[:limit])
         more = f"; and {len(hosts) - limit} more" if len(hosts) > limit else ""
-        print(f"memcg-fix: {len(hosts)} host(s) {text}: {shown}{more}", file=sys.stderr)
+        tell(f"{len(hosts)} host(s) {text}: {named}{more}")

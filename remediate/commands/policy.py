@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .. import catalogue
 from .. import policy as policy_api
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
+from ..resources import default_policy_path
+from ..text import shown
+from . import tell
 
 DESCRIPTION = """\
 Work with policies: 'validate' checks policy files against the shipped schema
 and the mitigation catalogue and reports every problem as FILE:LINE: JSON-PATH:
 message; 'catalogue' lists the mitigations a policy may select, with their
-parameters and defaults.
+parameters and defaults; 'path' prints where the shipped default policy is.
 """
 
 EPILOG = """\
 examples:
-  memcg-fix policy validate policies/default.yaml site-policy.yaml
+  memcg-fix policy validate "$(memcg-fix policy path)" site-policy.yaml
   memcg-fix policy catalogue --format json
 
 exit codes: 0 every file is valid, 3 at least one is not, 2 bad usage, 1 internal error."""
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="check policy files",
         description="Check policy files; print every problem as FILE:LINE: JSON-PATH: message.",
-        epilog="example:\n  memcg-fix policy validate policies/default.yaml\n\n"
+        epilog='example:\n  memcg-fix policy validate "$(memcg-fix policy path)"\n\n'
         "exit codes: 0 all valid, 3 at least one invalid, 2 bad usage, 1 internal error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,6 +59,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(func=run_catalogue)
 
+    where = actions.add_parser(
+        "path",
+        help="print where the shipped default policy is",
+        description="Print the path of the default policy this memcg-fix ships (and uses "
+        "without --policy), to validate it, read it or start a site policy from a copy.",
+        epilog='examples:\n  memcg-fix policy validate "$(memcg-fix policy path)"\n'
+        '  cp "$(memcg-fix policy path)" site-policy.yaml\n\n'
+        "exit codes: 0 printed, 3 the installation has no default policy, 2 bad usage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where.set_defaults(func=run_path)
+
 
 def run_validate(args: argparse.Namespace) -> int:
     failed = 0
@@ -65,10 +79,19 @@ def run_validate(args: argparse.Namespace) -> int:
         if policy is None:
             failed += 1
             for problem in problems:
-                print(f"memcg-fix: {problem}", file=sys.stderr)
+                tell(problem)
             continue
-        print(f"{name}: ok (policy {policy.id} {policy.version}, {len(policy.rules)} rules)")
+        print(shown(f"{name}: ok (policy {policy.id} {policy.version}, "
+                    f"{len(policy.rules)} rules)"))
     return int(ExitCode.INVALID if failed else ExitCode.OK)
+
+
+def run_path(args: argparse.Namespace) -> int:
+    path = default_policy_path()
+    if not path.is_file():
+        raise InputError(f"this installation has no default policy at {path}")
+    print(shown(path))
+    return int(ExitCode.OK)
 
 
 def run_catalogue(args: argparse.Namespace) -> int:

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..inputs import open_input
 from ..plan import Plan
 from ..render import DEFAULT_BATCHES, RenderOptions, parse_batches, render
+from ..text import shown
 
 DESCRIPTION = """\
 Turn a plan saved with 'memcg-fix plan --format json' into one playbook file
@@ -70,11 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_plan(path: str) -> Plan:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open_input(path) as handle:
+            data = json.loads(handle.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise InputError(f"plan not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # also a number of 4300 digits and more
         raise InputError(f"{path}: not a plan JSON file: {exc}") from None
     except RecursionError:
         raise InputError(f"{path}: not a plan JSON file: nested too deeply") from None
@@ -94,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
-        print(f"memcg-fix: wrote {args.out}", file=sys.stderr)
+        # on stdout, which the playbook did not take: stderr is for errors
+        print(f"wrote {shown(args.out)}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ExitCode
 from ..run import list_hosts, run_playbook
 from ..runreport import summarize, summary_json, summary_markdown, summary_text
+from . import tell
 from ._fleet import add_inventory_args, out_dir, progress_printer, read_playbook
 
 DESCRIPTION = """\
@@ -75,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     _text, recorded, warnings = read_playbook(args.playbook, force=args.force)
     for warning in warnings:
-        print(f"memcg-fix: warning: {warning}", file=sys.stderr)
+        tell(f"warning: {warning}")
     inventory = list(args.inventory)
     in_reach = set(list_hosts(inventory, args.limit))
     out = out_dir(args.out, "rollback")

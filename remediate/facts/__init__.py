@@ -20,18 +20,30 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..hostside.collect import collect
+from ..hostside.kernel_log import scan_kernel_log
 from ..hostside.reader import LiveReader, RootReader
+from ..inputs import open_input
 from . import schema
 from .derive import derive
 from .model import SCHEMA_VERSION, HostFacts, Unknown, document
 
 FACTS_SCHEMA = "facts.schema.json"
+
+# What one plan reads, all facts files together. Planning holds about five
+# times its facts JSON in memory and ~9 KB per host even when a host says
+# nothing (docs/benchmarks.md, P5): within these limits a plan stays under
+# 2 GB; above them it is refused before anything is parsed. Split a larger
+# fleet into several plans (by inventory group or --limit).
+MAX_FACTS_HOSTS = 100_000
+MAX_FACTS_BYTES = 320 * 1024 * 1024
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -78,20 +90,55 @@ def collect_root(path: str | os.PathLike[str], host: str | None = None) -> HostF
     return _from_collected(host, collect(RootReader(str(root))))
 
 
-def from_module_result(host: str, result: Mapping[str, Any]) -> HostFacts:
-    """HostFacts from an Ansible result of the ``memcg_facts`` module."""
+@cache
+def known_fact_paths() -> frozenset[str]:
+    """Every dotted fact path memcg-fix reports (``memcg.dying``...).
+
+    Taken from the collector itself: an empty host root gives every section
+    with all its keys (unknown), and an empty log every kernel-log signature;
+    derived facts are added as for any host. So the list cannot drift from
+    what is collected (docs/facts.md describes each).
+    """
+    with tempfile.TemporaryDirectory(prefix="memcg-fix-paths-") as empty:
+        collected = collect(RootReader(empty))
+    facts, _unknown = derive(collected["facts"], collected["unknown"])
+    if isinstance(facts.get("kernel_log"), dict):
+        facts["kernel_log"]["signatures"] = scan_kernel_log("")
+
+    def walk(node: Any, prefix: str) -> Iterator[str]:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                path = f"{prefix}.{key}" if prefix else str(key)
+                yield path
+                yield from walk(value, path)
+
+    return frozenset(walk(facts, ""))
+
+
+def from_module_result(host: str, result: Mapping[str, Any],
+                       action: str = "memcg_facts") -> HostFacts:
+    """HostFacts from an Ansible result of ``memcg_facts`` (or ``memcg_facts_raw``:
+    the same result), checked against the facts schema like a facts file."""
     if not isinstance(result, Mapping):
-        return HostFacts(host=host, facts={}, error="the module returned no result")
+        return HostFacts(host=host, facts={}, error=f"{action} returned no result")
     if result.get("unreachable"):
-        return HostFacts(host=host, facts={},
-                         error=f"unreachable: {_one_line(result.get('msg'))}")
+        # run.py's message may already say so: "unreachable: unreachable: ..." helps nobody
+        message = _one_line(result.get("msg")).removeprefix("unreachable: ")
+        return HostFacts(host=host, facts={}, error=f"unreachable: {message}")
     if result.get("failed"):
         return HostFacts(host=host, facts={},
-                         error=f"memcg_facts failed: {_one_line(result.get('msg'))}")
+                         error=f"{action} failed: {_one_line(result.get('msg'))}")
     hf = _from_collected(host, {"facts": result.get("facts"),
                                 "unknown": result.get("unknown")})
     if hf.error:
-        return HostFacts(host=host, facts={}, error=f"memcg_facts: {hf.error}")
+        return HostFacts(host=host, facts={}, error=f"{action}: {hf.error}")
+    problem = schema.first_error(FACTS_SCHEMA, {"schema_version": SCHEMA_VERSION,
+                                                "hosts": [hf.to_json()]})
+    if problem is not None:
+        where = problem[0].replace("$.hosts[0]", "$", 1)
+        return HostFacts(host=host, facts={},
+                         error=f"{action} returned facts that break the facts schema: "
+                               f"{where}: {_one_line(problem[1])}")
     return hf
 
 
@@ -122,11 +169,12 @@ def load_facts_files(paths: Iterable[str | os.PathLike[str]]) -> list[HostFacts]
     """
     hosts: list[HostFacts] = []
     seen: dict[str, str] = {}
+    budget = _Budget()
     for path in paths:
         where = str(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                doc = _read_json_object(handle, where)
+            with open_input(path) as handle:
+                doc = _read_json_object(handle, where, budget)
         except FileNotFoundError:
             raise InputError(f"{where}: no such facts file") from None
         except IsADirectoryError:
@@ -138,6 +186,8 @@ def load_facts_files(paths: Iterable[str | os.PathLike[str]]) -> list[HostFacts]
             raise InputError(f"{where}: not a facts document: JSON nested too deeply") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{where}: cannot read: {exc}") from None
+        except ValueError as exc:  # a number too long to convert (4300 digits and more)
+            raise InputError(f"{where}: not a facts document: {_number_problem(exc)}") from None
         if isinstance(doc, dict) and "hosts" not in doc and "host" in doc:
             doc = {"schema_version": SCHEMA_VERSION, "hosts": [doc]}
         try:
@@ -152,11 +202,11 @@ def _hosts_of(doc: Any, where: str, seen: dict[str, str]) -> list[HostFacts]:
     validate_document(doc, where)
     hosts = []
     for entry in doc["hosts"]:
-        name = entry["host"]
+        hf = HostFacts.from_json(entry)
+        name = hf.host
         if name in seen:
             raise InputError(f"{where}: host {name!r} is also in {seen[name]}")
         seen[name] = where
-        hf = HostFacts.from_json(entry)
         if hf.error is None and not _has_derived(hf.facts):
             facts, unknown = derive(hf.facts, [u.to_json() for u in hf.unknown])
             hf = HostFacts(host=hf.host, facts=facts, unknown=_unknowns(unknown))
@@ -164,18 +214,54 @@ def _hosts_of(doc: Any, where: str, seen: dict[str, str]) -> list[HostFacts]:
     return hosts
 
 
-def _read_json_object(handle: Any, where: str) -> Any:
+class _Budget:
+    """What the facts files of one plan may still hold (bytes, host entries)."""
+
+    def __init__(self) -> None:
+        self.bytes = MAX_FACTS_BYTES
+        self.hosts = MAX_FACTS_HOSTS
+
+
+def _read_json_object(handle: Any, where: str, budget: _Budget) -> Any:
     """The JSON in ``handle``, refusing at once a file that cannot hold an object.
 
     A facts file is a JSON object; anything else (binary data, a 1 GB file of
     zeros) is refused after its first bytes instead of after reading it all.
-    The file is still read once, so a pipe works.
+    The file is read once, so a pipe works, and at most up to the budget:
+    more bytes, or more host entries, than one plan takes are refused before
+    anything is parsed. A UTF-8 byte order mark is skipped.
     """
-    head = handle.read(4096)
-    first = head.lstrip()[:1]
-    if first and first not in "{[":
+    raw = handle.read(4096)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    elif raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{where}: cannot read: it is UTF-16; save it as UTF-8")
+    first = raw.lstrip()[:1]
+    if first and first not in b"{[":
         raise InputError(f"{where}: not a facts document: it does not start with a JSON object")
-    return json.loads(head + handle.read())
+    raw += handle.read(max(budget.bytes - len(raw), 0) + 1)
+    if len(raw) > budget.bytes:
+        raise InputError(
+            f"{where}: the facts files of one plan may hold {MAX_FACTS_BYTES >> 20} MiB in all, "
+            "and this one goes past it; plan the fleet in parts (by inventory group or --limit)")
+    budget.bytes -= len(raw)
+    # every host entry has its own "facts" key; a JSON string cannot hold an
+    # unescaped quote, so this counts host entries (or a few more), never fewer
+    entries = raw.count(b'"facts"')
+    if entries > budget.hosts:
+        raise InputError(
+            f"{where}: one plan takes at most {MAX_FACTS_HOSTS:,} hosts, and these facts "
+            f"files hold more (about {MAX_FACTS_HOSTS - budget.hosts + entries:,}); plan the "
+            "fleet in parts (by inventory group or --limit)")
+    budget.hosts -= entries
+    return json.loads(raw.decode("utf-8"))
+
+
+def _number_problem(exc: ValueError) -> str:
+    text = str(exc)
+    if "digits" in text:
+        return "it holds a number with more than 4300 digits"
+    return " ".join(text.split())[:200]
 
 
 def _has_derived(facts: Mapping[str, Any]) -> bool:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-SCHEMA_VERSION = 1
+from ..hostside.collect import SCHEMA_VERSION as _COLLECTOR_SCHEMA_VERSION
+from ..text import encodable
+
+# the facts contract's version: the collector's, which the memcg_facts module returns too
+SCHEMA_VERSION: Final[int] = _COLLECTOR_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class HostFacts:
     def from_json(cls, obj: Mapping[str, Any]) -> HostFacts:
         """Build from one entry of a facts document (already schema-validated)."""
         return cls(
-            host=str(obj["host"]),
+            host=encodable(str(obj["host"])),
             facts=obj.get("facts") or {},
             unknown=tuple(
                 Unknown(str(u.get("fact", "?")), str(u.get("reason", "?")))

@@ -20,6 +20,7 @@ from jsonschema import ValidationError
 
 from .. import catalogue, versions
 from ..errors import PolicyError
+from ..facts import known_fact_paths
 from ..resources import default_policy_path
 from . import conditions
 from .model import FACT_PATH, PLACEHOLDER, FindingSpec, MitigationSpec, Policy, Rule, Template
@@ -213,6 +214,12 @@ def _check_template(problems: _Problems, path: JsonPath, text: str) -> None:
     for match in PLACEHOLDER.finditer(text):
         if not FACT_PATH.match(match.group(1)):
             problems.add(path, f"{{{match.group(1)}}} is not a fact path such as {{memcg.dying}}")
+        elif match.group(1) not in known_fact_paths():
+            problems.add(
+                path,
+                f"{{{match.group(1)}}} is not a fact memcg-fix collects (docs/facts.md lists "
+                "them; a summary would always say 'unknown')",
+            )
 
 
 def _resolve_params(

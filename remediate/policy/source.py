@@ -20,6 +20,8 @@ from typing import Any, Final
 import yaml
 
 from ..errors import PolicyError
+from ..inputs import open_input
+from ..resources import default_policy_path
 
 MAX_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 32
@@ -138,10 +140,15 @@ def read(path: str | Path, display: str | None = None) -> Located:
     """Read and parse ``path``; raise :class:`PolicyError` naming file and line."""
     name = display or str(path)
     try:
-        with open(path, "rb") as handle:
+        with open_input(path) as handle:  # a FIFO nobody writes to reads as empty
             raw = handle.read(MAX_BYTES + 1)
     except IsADirectoryError:
         raise PolicyError(f"{name}: is a directory, not a policy file") from None
+    except FileNotFoundError:
+        raise PolicyError(
+            f"{name}: no such policy file (the shipped default policy is "
+            f"{default_policy_path()}; 'memcg-fix policy path' prints where it is)"
+        ) from None
     except OSError as exc:
         raise PolicyError(f"{name}: cannot read: {exc.strerror or exc}") from None
     return parse(raw, name)

@@ -3,10 +3,10 @@
 These are not timed: timings belong to the benchmarks. They prove the
 behaviour the figures depend on:
 
-* detection runs exactly one module (``memcg_facts``) per host, counted from
-  ansible-runner's job events of the real ``collect_facts`` run, on podman
-  containers over ssh and on local-connection aliases of this machine in one
-  inventory;
+* detection runs exactly one action per host (``memcg_facts_raw``, the
+  default, or the ``memcg_facts`` module), counted from ansible-runner's job
+  events of the real ``collect_facts`` run, on podman containers over ssh and
+  on local-connection aliases of this machine in one inventory;
 * counting memory cgroups on a cgroup filesystem skips listing leaves (their
   link count says they have no subdirectory) and still counts exactly what a
   full listing counts, on this machine's real kernel, under our own prefix;
@@ -67,7 +67,10 @@ def _action(name: str | None) -> str:
 
 
 @pytest.mark.containers
-def test_detection_runs_one_module_per_host(target_factory, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("via", "action"), [("raw", "memcg_facts_raw"),
+                                             ("module", "memcg_facts")])
+def test_detection_runs_one_action_per_host(target_factory, tmp_path: Path, via: str,
+                                            action: str) -> None:
     containers = target_factory("debian", 2)
     local = {f"bench-local-{i}": {"ansible_connection": "local",
                                   "ansible_python_interpreter": "/usr/bin/python3"}
@@ -76,7 +79,7 @@ def test_detection_runs_one_module_per_host(target_factory, tmp_path: Path) -> N
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
 
-    facts, report = collect_facts([str(inventory)], data_dir=tmp_path / "run", forks=5)
+    facts, report = collect_facts([str(inventory)], data_dir=tmp_path / "run", forks=5, via=via)
 
     assert sorted(f.host for f in facts) == sorted(hosts)
     assert [f.host for f in facts if f.error] == []
@@ -93,8 +96,8 @@ def test_detection_runs_one_module_per_host(target_factory, tmp_path: Path) -> N
         elif event["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             finished[data["host"]][action] += 1
     for name in hosts:
-        assert started[name] == Counter({"memcg_facts": 1}), (name, started[name])
-        assert finished[name] == Counter({"memcg_facts": 1}), (name, finished[name])
+        assert started[name] == Counter({action: 1}), (name, started[name])
+        assert finished[name] == Counter({action: 1}), (name, finished[name])
     # the facts are the hosts' own: the containers report their own hostname
     by_host = {f.host: f for f in facts}
     for target in containers:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from remediate.resources import playbooks_dir
 from tests.targets.ansible import ansible_bin, ansible_env
 from tests.targets.common import podman
 
@@ -74,7 +73,7 @@ def test_plan_shows_the_real_dry_run_changes_no_byte_and_writes_a_clean_playbook
     facts = json.loads((out / "facts.json").read_text())
     assert sorted(h["host"] for h in facts["hosts"]) == sorted(t.name for t in targets)
     # the playbook passes a syntax check and the production lint profile
-    env = ansible_env({"ANSIBLE_ROLES_PATH": str(playbooks_dir() / "roles")})
+    env = ansible_env()  # the collection (role and modules) on ANSIBLE_COLLECTIONS_PATH
     syntax = subprocess.run(
         [ansible_bin("ansible-playbook"), "--syntax-check", "-i", str(inventory), str(playbook)],
         capture_output=True,

@@ -10,6 +10,12 @@ directory, so the repository stays small.
 
 A damaged host root is not an error: what cannot be read becomes "unknown,
 because ..." and everything else is still read and planned.
+
+Every case runs under limits the harness enforces on the child process, not
+a timing assertion: at most 10 s of CPU (RLIMIT_CPU: the kernel stops it),
+500 MB of peak memory (its own and its children's maximum resident set, from
+wait4), and a wall-clock timeout; a 2 GiB address-space limit stops a runaway
+allocation long before it could take the machine.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +39,7 @@ from typing import Any
 import yaml
 
 from remediate import cli
+from tests.hostile_text import SCANNERS
 from tests.targets.ansible import ansible_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,9 +94,47 @@ def _replace(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def damage(root: Path, how: str, rel: str) -> None:
+def _shape(name: str, size: int) -> str:
+    """The adversarial text ``scanner/shape`` of tests/hostile_text.py."""
+    scanner, _sep, shape = name.partition("/")
+    return next(sh.make(size) for sc in SCANNERS if sc.name == scanner
+                for sh in sc.shapes if sh.name == shape)
+
+
+def _made_text(spec: dict[str, Any]) -> str:
+    """``text``, then ``unit`` repeated to ``size`` characters, then ``suffix``."""
+    unit = spec.get("unit", "")
+    body = (unit * (int(spec.get("size", 0)) // max(len(unit), 1))) if unit else ""
+    return spec.get("text", "") + body + spec.get("suffix", "")
+
+
+def _nested_dirs(top: Path, depth: int) -> None:
+    """``depth`` directories, one in the other, made relative to each other so
+    the tree can go deeper than PATH_MAX."""
+    top.mkdir(parents=True, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("dd", dir_fd=fd)
+            inner = os.open("dd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def damage(root: Path, how: str, rel: str, spec: dict[str, Any] | None = None) -> None:
     path = root / rel
-    if how == "binary":
+    spec = spec or {}
+    if how == "text":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_made_text(spec), encoding="utf-8", errors="surrogateescape")
+    elif how == "shape":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_shape(spec["shape"], int(spec["size"])))
+    elif how == "deep":
+        _nested_dirs(path, int(spec["depth"]))
+    elif how == "binary":
         path.write_bytes(b"\x7fELF\x00\x01" + os.urandom(4096) + b"\x00")
     elif how == "fifo":
         _replace(path)
@@ -130,7 +179,22 @@ def make(made: Path, spec: dict[str, Any]) -> None:
     elif spec.get("dir"):
         path.mkdir()
     elif "text" in spec:
-        path.write_text(spec["text"])
+        path.write_text(_made_text(spec))
+    elif spec.get("fifo"):
+        os.mkfifo(path)  # nothing ever writes to it
+    elif "hosts" in spec:  # a facts file of that many minimal hosts
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write('{"schema_version": 1, "hosts": [')
+            handle.write(",".join(f'{{"host": "h{i}", "facts": {{}}}}'
+                                  for i in range(int(spec["hosts"]))))
+            handle.write("]}")
+    elif "bytes" in spec:
+        path.write_bytes(bytes.fromhex(spec["bytes"]) + (REPO / spec["then"]).read_bytes())
+    elif "planned" in spec:
+        run = _memcg_fix(["plan", "--facts", str(BAD / spec["planned"]), "--format", "json"],
+                         made)
+        assert run.returncode in (0, 2), run.stderr
+        path.write_text(run.stdout)
     elif "rendered" in spec:
         plan = made / (spec["name"] + ".plan.json")
         run = _memcg_fix(["plan", "--facts", str(BAD / spec["rendered"]), "--format", "json"],
@@ -151,12 +215,50 @@ class Outcome:
     stdout: str
     stderr: str
     seconds: float
+    cpu_seconds: float = 0.0
+    max_rss_mb: float = 0.0
+
+
+CPU_LIMIT = 10  # seconds of CPU per process of a case
+RSS_LIMIT_MB = 500
+ADDRESS_SPACE = 2 << 30
+
+
+def _case_limits() -> None:  # in the child, before it runs Python
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT, CPU_LIMIT))
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def _env() -> dict[str, str]:
+    # the memcg-fix of this checkout, also when the case runs in another directory
+    env = ansible_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _memcg_fix(argv: list[str], cwd: Path,
                timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "remediate", *argv], capture_output=True,
-                          text=True, cwd=cwd, env=ansible_env(), timeout=timeout, check=False)
+                          text=True, cwd=cwd, env=_env(), timeout=timeout, check=False)
+
+
+def _limited_run(argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, str, Any]:
+    """Run ``memcg-fix ARGV`` under the case limits; exit code, output and its rusage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "remediate", *argv], stdout=out,
+                                stderr=err, stdin=subprocess.DEVNULL, cwd=cwd, env=_env(),
+                                preexec_fn=_case_limits)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        finally:
+            killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (proc.returncode, out.read().decode("utf-8", "surrogateescape"),
+                err.read().decode("utf-8", "surrogateescape"), usage)
 
 
 def run_case(case: dict[str, Any], workdir: Path) -> Outcome:
@@ -167,11 +269,27 @@ def run_case(case: dict[str, Any], workdir: Path) -> Outcome:
     root = workdir / "root"
     if "damage" in case:
         build_root(root)
-        damage(root, case["damage"]["how"], case["damage"]["path"])
+        damages = case["damage"] if isinstance(case["damage"], list) else [case["damage"]]
+        for spec in damages:
+            damage(root, spec["how"], spec["path"], spec)
     argv = [a.format(bad=BAD, made=made, root=root) for a in case["argv"]]
     started = time.monotonic()
-    proc = _memcg_fix(argv, workdir)
-    return Outcome(case, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    code, out, err, usage = _limited_run(argv, workdir, timeout=case.get("seconds", 60))
+    return Outcome(case, code, out, err, time.monotonic() - started,
+                   usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+class _PlaybookLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's safe loader (Ansible's parser) that reads !unsafe as a string."""
+
+
+_PlaybookLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+# what no human-facing output may hold (the sanitizer escapes them)
+def _controls(text: str) -> set[str]:
+    return {ch for ch in text if (ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Cs"))
+            or ch in "\u2028\u2029"}
 
 
 def _dotted(doc: Any, path: str) -> Any:
@@ -200,6 +318,8 @@ def problems_of(outcome: Outcome) -> list[str]:
             problems.append("an error also printed to stdout")
     if "stderr" in case and err.strip() != case["stderr"]:
         problems.append(f"stderr is not {case['stderr']!r}")
+    if "stderr_has" in case and case["stderr_has"] not in err:
+        problems.append(f"stderr does not contain {case['stderr_has']!r}")
     if "stdout" in case and case["stdout"] not in out:
         problems.append(f"stdout does not contain {case['stdout']!r}")
     if "unknown" in case or "facts" in case:
@@ -222,6 +342,19 @@ def problems_of(outcome: Outcome) -> list[str]:
                 problems.append(f"facts.{path} is {actual!r}, expected {value!r}")
     if outcome.seconds > case.get("seconds", 60):
         problems.append(f"took {outcome.seconds:.1f} s")
+    if outcome.returncode in (-9, -24) or outcome.cpu_seconds > CPU_LIMIT:
+        problems.append(f"killed at the CPU limit ({outcome.cpu_seconds:.1f} s)")
+    if outcome.max_rss_mb > RSS_LIMIT_MB:
+        problems.append(f"used {outcome.max_rss_mb:.0f} MB of memory (limit {RSS_LIMIT_MB})")
+    if case.get("inert") and _controls(out + err):
+        problems.append(f"control characters reached the output: {_controls(out + err)}")
+    if "not_in_stderr" in case and case["not_in_stderr"] in err:
+        problems.append(f"stderr says {case['not_in_stderr']!r}")
+    if case.get("playbook_loads"):
+        try:
+            yaml.load(out, Loader=_PlaybookLoader)
+        except yaml.YAMLError as exc:
+            problems.append(f"the playbook does not load: {' '.join(str(exc).split())[:200]}")
     return problems
 
 

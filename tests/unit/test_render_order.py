@@ -31,3 +31,22 @@ def test_batches_run_in_host_name_order_and_the_header_says_so():
     # and the first host the header lists is that canary
     listed = [line.split('"')[1] for line in text.splitlines() if line.startswith('# host "')]
     assert listed and listed[0] == planned[0], listed
+
+
+def test_an_undecided_hosts_long_reason_stays_within_the_lint_line_limit():
+    """A host that could not be read is named with its reason in the header;
+    an ssh or sudo error is long, and ansible-lint allows 160 columns."""
+    from remediate.facts import HostFacts
+    from remediate.policy import evaluate, load
+    from remediate.render import check, render
+
+    reason = ("unreachable: Task failed: Timeout (12s) waiting for privilege escalation prompt: "
+              "sudo: a password is required; see the ssh connection's debug output for details")
+    policy = Path(__file__).resolve().parents[1] / "data" / "policies" / "el-site.yaml"
+    plan = evaluate(load(policy), [HostFacts(host="db-1.example.com", facts={}, error=reason)])
+    text = render(plan)
+    assert max(len(line) for line in text.splitlines()) <= 160
+    header = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    assert " ".join(f'host "db-1.example.com": undecided, because {reason}'.split()) in " ".join(
+        header.split())
+    assert check(text).untouched

@@ -45,6 +45,7 @@ OURS = "memcg_fix.remediate."
 NEEDS_ROOT = {
     OURS + "memcg_facts": "reads root-only sources: /proc/slabinfo, the kernel log "
                           "(dmesg_restrict), grub.cfg and grubenv (0600 on EL)",
+    OURS + "memcg_facts_raw": "the same collector as memcg_facts (playbooks/gather-raw.yml)",
     OURS + "memcg_lock": "the host-side lock lives in /var/lib/memcg-fix",
     OURS + "memcg_kernel_args": "edits boot entries, /etc/default/grub(.d) and grubenv",
     OURS + "memcg_pam_lastlog": "edits /etc/pam.d and selects authselect profiles",
@@ -66,7 +67,7 @@ NO_ROOT = {
     "ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.debug",
     "ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
     "ansible.builtin.include_role", "ansible.builtin.group_by", "ansible.builtin.meta",
-    "ansible.builtin.fail", "ansible.builtin.stat",
+    "ansible.builtin.fail", "ansible.builtin.stat", "ansible.builtin.set_stats",
     # rpm -q / dpkg-query, `runc --version` and uname: readable by any user
     OURS + "memcg_package_status",
 }
@@ -178,7 +179,8 @@ def test_no_play_escalates_as_a_whole():
     facts = REPO / "tests" / "data" / "bad" / "facts" / "good-fleet.json"
     plan = policy_api.evaluate(policy_api.load_default(), load_facts_files([facts]))
     rendered = _plays_of(render(plan))
-    gather = _plays_of((playbooks_dir() / "gather.yml").read_text())
+    gather = [play for name in ("gather.yml", "gather-raw.yml")
+              for play in _plays_of((playbooks_dir() / name).read_text())]
     for play in [*rendered, *gather]:
         for key in ("become", "become_user", "become_method"):
             assert key not in play, (play["name"], key)

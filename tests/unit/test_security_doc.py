@@ -30,6 +30,15 @@ def test_every_input_memcg_fix_reads_has_a_row():
         assert name in inputs, name
 
 
+def test_the_hostile_input_classes_each_have_a_row_and_a_test():
+    text = _text()
+    classes = text.split("### Hostile input", 1)[1].split("\n## ", 1)[0]
+    tests = text.split("## Tests", 1)[1]
+    for name in ("time", "memory", "terminal", "playbook parse"):
+        assert f"| **{name}**" in classes, name
+        assert any(row.startswith(f"| {name}") for row in tests.splitlines()), name
+
+
 def test_every_test_file_it_cites_exists_and_every_promise_has_one():
     text = _text()
     cited = set(re.findall(r"tests/[\w/]+\.py", text))

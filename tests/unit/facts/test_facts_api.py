@@ -203,3 +203,21 @@ def test_from_module_result_ok_failed_unreachable() -> None:
     empty = from_module_result("web4", {"changed": False})
     assert empty.error and "no facts" in empty.error
     assert isinstance(from_module_result("web5", None), HostFacts)  # type: ignore[arg-type]
+
+
+def test_results_of_both_gather_actions_are_checked_against_the_facts_schema() -> None:
+    """A host's facts from Ansible pass the schema a facts file must pass,
+    whichever action brought them (``--via module`` or ``raw``)."""
+    bad = {"changed": False, "schema_version": 1, "facts": {"memcg": {"dying": "many"}},
+           "unknown": []}
+    for action in ("memcg_facts", "memcg_facts_raw"):
+        host = from_module_result("web1", bad, action=action)
+        assert host.facts == {}
+        assert host.error == (f"{action} returned facts that break the facts schema: "
+                              "$.facts.memcg.dying: 'many' is not of type 'integer', 'null'")
+    good = from_module_result("web1", {**bad, "facts": {"memcg": {"dying": 3}}},
+                              action="memcg_facts_raw")
+    assert good.error is None and good.get("memcg.dying") == 3
+    failed = from_module_result("web2", {"failed": True, "msg": "no Python"},
+                                action="memcg_facts_raw")
+    assert failed.error == "memcg_facts_raw failed: no Python"

@@ -145,7 +145,7 @@ def test_huge_policy_is_refused_before_parsing(tmp_path, capsys):
 
 def test_missing_and_directory_policies_are_input_errors(tmp_path, capsys):
     assert cli.main(["policy", "validate", str(tmp_path / "nope.yaml")]) == 3
-    assert "cannot read: No such file or directory" in capsys.readouterr().err
+    assert "no such policy file (the shipped default policy is" in capsys.readouterr().err
     assert cli.main(["policy", "validate", str(tmp_path)]) == 3
     assert "is a directory" in capsys.readouterr().err
 

@@ -15,8 +15,8 @@ description:
     controller lives, live and dying memory cgroups, kernel command line and boot entries,
     kmem accounting, installed kernels, runc and kubelet versions, PAM pam_lastlog lines,
     kernel-log signatures and the memory cost of zombie memcgs.
-  - Runs the very parsers C(memcg-fix detect) runs (module_utils C(memcg_fix_host) is the
-    package C(remediate.hostside)), so the facts are the same whichever way they were read.
+  - Runs the very parsers C(memcg-fix detect) runs (this collection's module_utils C(hostside) is
+    the package C(remediate.hostside)), so the facts are the same whichever way they were read.
   - Changes nothing. Commands it may run are read-only (C(grubby --info=ALL), C(rpm -qa),
     C(runc --version), C(kubelet --version), C(dmesg)), each with a timeout.
   - A fact that cannot be read is null and listed in I(unknown) with the reason.
@@ -27,7 +27,18 @@ options:
         Nothing outside it is read and no command is run.
     type: path
     default: /
-author: memcg-fix
+attributes:
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
@@ -49,13 +60,28 @@ unknown:
   description: "Facts that could not be read: a list of {fact, reason}."
   returned: always
   type: list
+  elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.collect import collect
-from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.reader import LiveReader, RootReader
+from functools import partial
 
-SCHEMA_VERSION = 1
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.collect import (
+    SCHEMA_VERSION,
+    collect,
+)
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.reader import (
+    LiveReader,
+    RootReader,
+)
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import finish
+
+
+def facts(root):
+    """The facts of the live host (``/``) or of the host root mounted at ``root``."""
+    reader = LiveReader() if root in ("/", "") else RootReader(root)
+    result = collect(reader)
+    return dict(changed=False, schema_version=SCHEMA_VERSION, facts=result["facts"], unknown=result["unknown"])
 
 
 def main():
@@ -63,11 +89,7 @@ def main():
         argument_spec=dict(root=dict(type="path", default="/")),
         supports_check_mode=True,
     )
-    root = module.params["root"]
-    reader = LiveReader() if root in ("/", "") else RootReader(root)
-    result = collect(reader)
-    module.exit_json(changed=False, schema_version=SCHEMA_VERSION, facts=result["facts"],
-                     unknown=result["unknown"])
+    finish(module, partial(facts, module.params["root"]))
 
 
 if __name__ == "__main__":

@@ -21,39 +21,84 @@ description:
     container counts as a new boot). A reboot or restart ends every process of the run that held
     it, so a lock from an earlier boot is taken over, once this boot is older than the holder's
     I(expect_reboot) window (0 unless the holder was rebooting the host on purpose).
-  - In check mode no file is written: the module only waits while another run holds the lock, so
+  - In check mode no file is written. The module only waits while another run holds the lock, so
     a dry run never reads a half-applied host and still changes no byte.
 options:
-  state: {description: acquired or released, type: str, choices: [acquired, released], required: true}
-  owner: {description: Id of this run, type: str, required: true}
-  path: {description: The lock file, type: path, default: /var/lib/memcg-fix/lock}
-  timeout: {description: Seconds to wait for another run's lock, type: int, default: 300}
-  ttl: {description: Age in seconds after which a lock is considered abandoned, type: int, default: 3600}
+  state:
+    description: C(acquired) takes the lock, C(released) gives it back.
+    type: str
+    choices: [acquired, released]
+    required: true
+  owner:
+    description: Id of this run (the same for every host of one run).
+    type: str
+    required: true
+  path:
+    description: The lock file.
+    type: path
+    default: /var/lib/memcg-fix/lock
+  timeout:
+    description: Seconds to wait for another run's lock.
+    type: int
+    default: 300
+  ttl:
+    description: Age in seconds after which a lock is considered abandoned.
+    type: int
+    default: 3600
   expect_reboot:
     description:
       - Seconds this run will wait for the host to come back from a reboot it starts now (its
         reboot timeout). Until the new boot is that old, another run does not take the lock over.
     type: int
     default: 0
-author: memcg-fix
+attributes:
+  check_mode:
+    support: full
+    details: Writes nothing; it still waits while another run holds the lock.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
 - name: Take the lock
-  memcg_fix.remediate.memcg_lock: {state: acquired, owner: "run-1234"}
+  memcg_fix.remediate.memcg_lock:
+    state: acquired
+    owner: run-1234
+
+- name: Give it back
+  memcg_fix.remediate.memcg_lock:
+    state: released
+    owner: run-1234
 """
 
 RETURN = r"""
-holder: {description: Who held the lock when we gave up, returned: on failure, type: str}
-waited: {description: Seconds spent waiting, returned: always, type: float}
+holder:
+  description: Who held the lock when this run gave up waiting.
+  returned: failure
+  type: str
+waited:
+  description: Seconds spent waiting for another run's lock.
+  returned: always
+  type: float
 """
 
 import errno
 import json
 import os
 import time
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
+    ModuleFailure,
+    finish,
+)
 
 
 def read_lock(path):
@@ -135,6 +180,58 @@ def take_over(path, held):
             pass
 
 
+def release(path, owner):
+    """Remove the lock if ``owner`` holds it (another run's lock stays)."""
+    held = read_lock(path)
+    if held and held.get("owner") == owner:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise ModuleFailure("cannot remove lock %s: %s" % (path, exc.strerror))
+    return dict(changed=False, waited=0.0)
+
+
+def acquire(path, owner, timeout, ttl, expect_reboot, check_mode):
+    """Take the lock for ``owner``, waiting up to ``timeout`` seconds for another run's."""
+    started = time.time()
+
+    def done():
+        return dict(changed=False, waited=round(time.time() - started, 1))
+
+    while True:
+        boot, boot_age = current_boot()
+        record = lock_record(owner, boot, expect_reboot)
+        if check_mode and not os.path.exists(path):
+            return done()
+        try:
+            if not check_mode and try_create(path, record):
+                return done()
+        except OSError as exc:
+            raise ModuleFailure("cannot create lock %s: %s" % (path, exc.strerror))
+        held = read_lock(path) or {}
+        if held.get("owner") == owner:
+            if not check_mode and (held.get("boot") != boot or held.get("expect_reboot") != expect_reboot):
+                try:
+                    rewrite(path, dict(record, since=held.get("since", record["since"])))
+                except (IOError, OSError) as exc:
+                    raise ModuleFailure("cannot update lock %s: %s" % (path, exc.strerror))
+            return done()
+        age = time.time() - float(held.get("since") or 0)
+        if age > ttl or ended_with_its_boot(held, boot, boot_age):
+            if check_mode:
+                return done()
+            # abandoned: its run died (ttl) or every process of its boot is gone
+            take_over(path, held)
+            continue
+        if time.time() - started >= timeout:
+            raise ModuleFailure(
+                "another memcg-fix run (%s, for %ds) holds %s; gave up after %ds. "
+                "If that run is dead, remove the file or wait for its ttl (%ds)"
+                % (held.get("owner", "unknown"), int(age), path, timeout, ttl),
+                holder=held.get("owner"), **done())
+        time.sleep(1)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -148,45 +245,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    started = time.time()
     if p["state"] == "released":
-        held = read_lock(p["path"])
-        if held and held.get("owner") == p["owner"]:
-            os.unlink(p["path"])
-        module.exit_json(changed=False, waited=0.0)
-    while True:
-        boot, boot_age = current_boot()
-        record = lock_record(p["owner"], boot, p["expect_reboot"])
-        if module.check_mode and not os.path.exists(p["path"]):
-            module.exit_json(changed=False, waited=round(time.time() - started, 1))
-        try:
-            if not module.check_mode and try_create(p["path"], record):
-                module.exit_json(changed=False, waited=round(time.time() - started, 1))
-        except OSError as exc:
-            module.fail_json(msg="cannot create lock %s: %s" % (p["path"], exc.strerror))
-        held = read_lock(p["path"]) or {}
-        if held.get("owner") == p["owner"]:
-            if not module.check_mode and (held.get("boot") != boot
-                                          or held.get("expect_reboot") != p["expect_reboot"]):
-                try:
-                    rewrite(p["path"], dict(record, since=held.get("since", record["since"])))
-                except (IOError, OSError) as exc:
-                    module.fail_json(msg="cannot update lock %s: %s" % (p["path"], exc.strerror))
-            module.exit_json(changed=False, waited=round(time.time() - started, 1))
-        age = time.time() - float(held.get("since") or 0)
-        if age > p["ttl"] or ended_with_its_boot(held, boot, boot_age):
-            if module.check_mode:
-                module.exit_json(changed=False, waited=round(time.time() - started, 1))
-            # abandoned: its run died (ttl) or every process of its boot is gone
-            take_over(p["path"], held)
-            continue
-        if time.time() - started >= p["timeout"]:
-            module.fail_json(
-                msg="another memcg-fix run (%s, for %ds) holds %s; gave up after %ds. "
-                    "If that run is dead, remove the file or wait for its ttl (%ds)"
-                    % (held.get("owner", "unknown"), int(age), p["path"], p["timeout"], p["ttl"]),
-                holder=held.get("owner"), waited=round(time.time() - started, 1))
-        time.sleep(1)
+        finish(module, partial(release, p["path"], p["owner"]))
+    else:
+        finish(module, partial(acquire, p["path"], p["owner"], p["timeout"], p["ttl"], p["expect_reboot"],
+                               module.check_mode))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ module: memcg_package_status
 short_description: Is a package installed at or above a minimum version (read-only)?
 description:
   - Reports the installed versions of a package and whether one is at or above I(min_version).
-  - Versions are ordered by memcg-fix's one comparator (the collection's C(hostside.vercmp), the
-    code the controller plans with): rpm's C(rpmvercmp) rules on rpm hosts, dpkg's C(verrevcmp)
-    rules on dpkg hosts, each checked against the real C(rpm) and C(dpkg) in memcg-fix's tests.
+  - Versions are ordered by memcg-fix's one comparator, the collection's C(hostside.vercmp), which
+    is the code the controller plans with. It follows rpm's C(rpmvercmp) rules on rpm hosts and
+    dpkg's C(verrevcmp) rules on dpkg hosts, each checked against the real C(rpm) and C(dpkg) in
+    memcg-fix's tests.
     It needs no Python bindings of the package manager, so it runs on any interpreter of the host.
   - With I(binary), I(min_version) is an upstream version (C(1.0.0-rc94), as a plan gives it) and
     the module also reports the version the binary on PATH prints and whether a package owns it;
@@ -42,7 +43,18 @@ options:
     description: The package is a kernel; compare the running kernel too.
     type: bool
     default: false
-author: memcg-fix
+attributes:
+  check_mode:
+    support: full
+    details: It only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
@@ -54,34 +66,67 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-manager: {description: rpm or dpkg, returned: always, type: str}
-scheme: {description: How satisfied was judged (rpm, dpkg or upstream), returned: always, type: str}
-installed: {description: Installed versions, newest first, returned: always, type: list}
-satisfied: {description: An installed version is at or above min_version, returned: always, type: bool}
-binary_path: {description: Where the binary is, returned: when binary is set, type: str}
-binary_owned: {description: A package owns the binary, returned: when binary is set, type: bool}
-binary_version: {description: What the binary says its version is, returned: when binary is set, type: str}
-running_satisfied: {description: The running kernel is at or above min_version, returned: when kernel, type: bool}
+manager:
+  description: The host's package manager, C(rpm) or C(dpkg).
+  returned: always
+  type: str
+scheme:
+  description: How I(satisfied) was judged, C(rpm), C(dpkg) or C(upstream) (with I(binary)).
+  returned: always
+  type: str
+installed:
+  description: Installed versions of the package, newest first.
+  returned: always
+  type: list
+  elements: str
+satisfied:
+  description:
+    - The newest installed version is at or above I(min_version); with I(binary), the version the
+      binary prints, or the upstream part of the newest package when the binary is not on PATH.
+  returned: always
+  type: bool
+running:
+  description: The running kernel's version, in the package's version format.
+  returned: when I(kernel=true)
+  type: str
+running_satisfied:
+  description: The running kernel is at or above I(min_version).
+  returned: when I(kernel=true)
+  type: bool
+binary_path:
+  description: Where the binary is on PATH (null when it is not there).
+  returned: when I(binary) is set
+  type: str
+binary_owned:
+  description: A package owns the binary.
+  returned: when I(binary) is set
+  type: bool
+binary_version:
+  description: The version the binary prints.
+  returned: when I(binary) is set
+  type: str
 """
 
 import os
 import re
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import vercmp
-from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import SourceError, run_command, which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import which
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.packages import upstream_of_package_version
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
+    ModuleFailure,
+    finish,
+    run,
+)
 
-
-class Failure(Exception):
-    pass
+# seconds a package query may take (rpm on a slow disk, dpkg with a big database)
+QUERY_TIMEOUT = 120
 
 
 def _run(argv):
-    try:
-        return run_command(argv, timeout=120)
-    except SourceError as exc:
-        raise Failure(str(exc))
+    return run(argv, QUERY_TIMEOUT)
 
 
 class Rpm(object):
@@ -114,7 +159,7 @@ class Dpkg(object):
 
     def owner(self, path):
         rc, out, _err = _run(["dpkg-query", "-S", path])
-        return out.split(":")[0].strip() if rc == 0 and out.strip() else None
+        return out.split(":", 1)[0].strip() if rc == 0 and out.strip() else None
 
     def running(self):
         # "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)" -> 6.1.76-1
@@ -127,7 +172,7 @@ def manager():
         return Rpm()
     if which("dpkg-query"):
         return Dpkg()
-    raise Failure("neither rpm (with yum/dnf) nor dpkg is available on this host")
+    raise ModuleFailure("neither rpm (with yum/dnf) nor dpkg is available on this host")
 
 
 def at_least(version, minimum, scheme):
@@ -135,7 +180,7 @@ def at_least(version, minimum, scheme):
     try:
         return vercmp.compare(version, minimum, scheme) >= 0
     except vercmp.VersionError as exc:
-        raise Failure("cannot compare %r with %r: %s" % (version, minimum, exc))
+        raise ModuleFailure("cannot compare %r with %r: %s" % (version, minimum, exc))
 
 
 def newest_first(versions, scheme):
@@ -171,6 +216,34 @@ def binary_version(path):
     return match.group(1) if match else None
 
 
+def status(name, min_version, binary, kernel):
+    """What the host has of package ``name`` (and ``binary``), against ``min_version``."""
+    pm = manager()
+    upstream = bool(binary)
+    ordered, satisfied = judge(pm.installed(name), min_version, pm.name, upstream=upstream)
+    result = dict(
+        changed=False,
+        manager=pm.name,
+        scheme="upstream" if upstream else pm.name,
+        installed=ordered,
+        satisfied=satisfied,
+    )
+    if kernel:
+        running = pm.running()
+        result["running"] = running
+        result["running_satisfied"] = bool(running) and at_least(running, min_version, pm.name)
+    if binary:
+        path = which(binary)
+        result["binary_path"] = path
+        result["binary_owned"] = bool(path and pm.owner(os.path.realpath(path)))
+        result["binary_version"] = binary_version(path) if path else None
+        if path:
+            if not result["binary_version"]:
+                raise ModuleFailure("%s --version printed no version" % path)
+            result["satisfied"] = at_least(result["binary_version"], min_version, "upstream")
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -181,35 +254,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        pm = manager()
-        upstream = bool(params["binary"])
-        ordered, satisfied = judge(pm.installed(params["name"]), params["min_version"], pm.name,
-                                   upstream=upstream)
-        result = dict(
-            changed=False,
-            manager=pm.name,
-            scheme="upstream" if upstream else pm.name,
-            installed=ordered,
-            satisfied=satisfied,
-        )
-        if params["kernel"]:
-            running = pm.running()
-            result["running"] = running
-            result["running_satisfied"] = bool(running) and at_least(running, params["min_version"], pm.name)
-        if params["binary"]:
-            path = which(params["binary"])
-            result["binary_path"] = path
-            result["binary_owned"] = bool(path and pm.owner(os.path.realpath(path)))
-            result["binary_version"] = binary_version(path) if path else None
-            if path:
-                if not result["binary_version"]:
-                    raise Failure("%s --version printed no version" % path)
-                result["satisfied"] = at_least(result["binary_version"], params["min_version"], "upstream")
-    except Failure as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    p = module.params
+    finish(module, partial(status, p["name"], p["min_version"], p["binary"], p["kernel"]))
 
 
 if __name__ == "__main__":

@@ -14,34 +14,104 @@ description:
   - Every file memcg-fix changes is first copied to I(backup_dir) with its checksum, mode and
     owner (see the manifest there). This puts each one back exactly as it was, or removes it if
     memcg-fix created it.
-  - A file edited by someone else after memcg-fix wrote it is not overwritten unless I(force):
-    the module fails and names it, so nobody's change is lost silently.
-  - Check mode reports what would be restored and changes nothing; C(--diff) shows the content.
+  - A file edited by someone else after memcg-fix wrote it is not overwritten unless I(force).
+    The module fails and names it, so nobody's change is lost silently.
 options:
-  backup_dir: {description: The backup store, type: path, default: /var/lib/memcg-fix/backups}
-  paths: {description: Only these files (default every file in the manifest), type: list, elements: path}
-  force: {description: Restore even files edited since memcg-fix wrote them, type: bool, default: false}
-author: memcg-fix
+  backup_dir:
+    description: The backup store.
+    type: path
+    default: /var/lib/memcg-fix/backups
+  paths:
+    description: Only these files (default every file in the manifest).
+    type: list
+    elements: path
+  force:
+    description: Restore even files edited since memcg-fix wrote them.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be restored and changes nothing.
+  diff_mode:
+    support: full
+    details: Shows each file's content before and after the restore.
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+author:
+  - memcg-fix maintainers (@memcg-fix)
 """
 
 EXAMPLES = r"""
 - name: Put every file back
-  memcg_fix.remediate.memcg_restore: {}
+  memcg_fix.remediate.memcg_restore:
+
+- name: Put one file back, even if someone edited it since
+  memcg_fix.remediate.memcg_restore:
+    paths: [/etc/pam.d/login]
+    force: true
 """
 
 RETURN = r"""
-restored: {description: Files restored (or that would be), returned: always, type: list}
-refused: {description: Files left alone because they changed since memcg-fix wrote them, returned: always, type: list}
+restored:
+  description: Files restored (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: path
+refused:
+  description: Why files were left alone, one line each (they changed since memcg-fix wrote them).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import safeedit
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
+    ModuleFailure,
+    file_diff,
+    finish,
+)
 
 
 def _text(data):
     return (data or b"").decode("utf-8", "replace")
+
+
+def restore(backup_dir, paths, force, check_mode):
+    """Put ``paths`` (default: every file in the manifest) back from the backups."""
+    backups = safeedit.Backups(backup_dir)
+    restored, refused, diffs = [], [], []
+    try:
+        for path in paths or backups.paths():
+            entry = backups.entry(path)
+            if entry is None:
+                continue
+            before = safeedit.read_file_bytes(path)
+            try:
+                changed, _msg = backups.restore(path, force=force, check_mode=True)
+            except safeedit.EditError as exc:
+                refused.append(str(exc))
+                continue
+            if changed:
+                original = b""
+                if entry.get("existed"):
+                    original = safeedit.read_file_bytes(os.path.join(backups.backup_dir, entry["backup"])) or b""
+                diffs.append(file_diff(path, _text(before), _text(original)))
+                restored.append(path)
+            if not check_mode:
+                backups.restore(path, force=force)
+    except safeedit.EditError as exc:
+        raise ModuleFailure(str(exc), restored=restored, refused=refused)
+    if refused:
+        raise ModuleFailure("; ".join(refused), restored=restored, refused=refused,
+                            changed=bool(restored) and not check_mode)
+    return dict(changed=bool(restored), restored=restored, refused=refused, diff=diffs)
 
 
 def main():
@@ -53,36 +123,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    backups = safeedit.Backups(module.params["backup_dir"])
-    restored, refused, diffs = [], [], []
-    try:
-        paths = module.params["paths"] or backups.paths()
-        for path in paths:
-            entry = backups.entry(path)
-            if entry is None:
-                continue
-            before = safeedit.read_file_bytes(path)
-            try:
-                changed, _msg = backups.restore(path, force=module.params["force"], check_mode=True)
-            except safeedit.EditError as exc:
-                refused.append(str(exc))
-                continue
-            if changed:
-                original = b""
-                if entry.get("existed"):
-                    original = safeedit.read_file_bytes(
-                        os.path.join(backups.backup_dir, entry["backup"])) or b""
-                diffs.append({"before_header": path, "after_header": path,
-                              "before": _text(before), "after": _text(original)})
-                restored.append(path)
-            if not module.check_mode:
-                backups.restore(path, force=module.params["force"])
-    except safeedit.EditError as exc:
-        module.fail_json(msg=str(exc), restored=restored, refused=refused)
-    if refused:
-        module.fail_json(msg="; ".join(refused), restored=restored, refused=refused,
-                         changed=bool(restored) and not module.check_mode)
-    module.exit_json(changed=bool(restored), restored=restored, refused=refused, diff=diffs)
+    p = module.params
+    finish(module, partial(restore, p["backup_dir"], p["paths"], p["force"], module.check_mode))
 
 
 if __name__ == "__main__":

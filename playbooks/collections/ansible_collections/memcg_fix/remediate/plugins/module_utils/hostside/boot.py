@@ -9,12 +9,48 @@
 * /etc/kernel/cmdline (EL9: what new kernels get).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 from .cmdline import has_nokmem, split_args
 from .kernel import release_from_kernel_path
 
 _GRUBBY_KEYS = ("index", "kernel", "args", "root", "initrd", "title", "id", "boot")
+
+_PLAIN_RUN = re.compile(r"[^'\"\\\\$]+")
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+# Characters that substitutions ($VAR in /etc/default/grub, $kernelopts in
+# BLS entries) may add, in all, to what one host's boot sources say. Without
+# a bound, 40 lines of A="$A$A" double A forty times (a terabyte), and an
+# 8 MiB grubenv kernelopts used by 800 BLS entries is 6.4 GB. Real values
+# are a kernel command line (at most a few KiB), so 4 Mi characters is far
+# above any real host, and what expansion holds stays under that plus the
+# files themselves (each at most 16 MiB).
+MAX_EXPANSION = 4 * 1024 * 1024
+
+
+class ExpansionError(ValueError):
+    """Substitutions went past :data:`MAX_EXPANSION`; ``str(exc)`` says where."""
+
+
+class ExpansionBudget(object):
+    """What substitutions may still add; shared by every file of one source."""
+
+    def __init__(self, limit=MAX_EXPANSION):
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, value, name, where):
+        self.left -= len(value)
+        if self.left < 0:
+            raise ExpansionError(
+                "%s: substituting $%s goes past %d characters of expansion (a value that "
+                "refers to itself again and again?)" % (where, name, self.limit))
+        return value
 
 
 def _unquote(value):
@@ -102,26 +138,36 @@ def _entry(index, kernel, title, args, source, entry_id=None):
     }
 
 
-def _expand_shell(value, env):
+def _expand_shell(value, env, budget=None, where="a shell word"):
     """Expand a shell word: quotes, backslashes, ``$VAR`` and ``${VAR}``.
 
     Command substitution is never run: a word holding a backtick or ``$(``
-    is returned as written.
+    is returned as written. Substituted values count against ``budget``
+    (:class:`ExpansionError` past it).
     """
     if "`" in value or "$(" in value:
         return value
+    if budget is None:
+        budget = ExpansionBudget()
     out = []
     i = 0
     quote = None
     while i < len(value):
-        char = value[i]
         if quote == "'":
-            if char == "'":
-                quote = None
-            else:
-                out.append(char)
-            i += 1
+            end = value.find("'", i)  # nothing is special inside single quotes
+            if end < 0:
+                out.append(value[i:])
+                break
+            out.append(value[i:end])
+            quote = None
+            i = end + 1
             continue
+        plain = _PLAIN_RUN.match(value, i)
+        if plain:  # copy a run of ordinary characters at once
+            out.append(plain.group())
+            i = plain.end()
+            continue
+        char = value[i]
         if char == "\\" and i + 1 < len(value):
             nxt = value[i + 1]
             if quote is None or nxt in '"\\$`':
@@ -133,11 +179,11 @@ def _expand_shell(value, env):
         elif char == '"':
             quote = None if quote == '"' else '"'
         elif char == "$":
-            match = re.match(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))",
-                             value[i:])
+            match = _VARIABLE.match(value, i)
             if match:
-                out.append(env.get(match.group(1) or match.group(2), ""))
-                i += len(match.group(0))
+                name = match.group(1) or match.group(2)
+                out.append(budget.spend(env.get(name, ""), name, where))
+                i = match.end()
                 continue
             out.append(char)
         else:
@@ -146,12 +192,14 @@ def _expand_shell(value, env):
     return "".join(out)
 
 
-def parse_default_grub(text, env=None):
+def parse_default_grub(text, env=None, budget=None, where="/etc/default/grub"):
     """Apply the ``KEY=value`` lines of /etc/default/grub (or a grub.d drop-in).
 
     ``env`` holds the values so far, so that a drop-in's
     ``GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX cgroup.memory=nokmem"`` builds
-    on what came before. Returns the new ``env``.
+    on what came before. Returns the new ``env``. Substitutions spend
+    ``budget`` (give the same one to a file and its drop-ins); past it,
+    :class:`ExpansionError`.
 
     Sample, Debian 12's stock /etc/default/grub (grub2-common
     2.06-13+deb12u2, /usr/share/grub/default/grub)::
@@ -167,6 +215,8 @@ def parse_default_grub(text, env=None):
     'ro quiet cgroup.memory=nokmem'
     """  # noqa: E501 (real sample lines)
     env = dict(env or {})
+    if budget is None:
+        budget = ExpansionBudget()
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -181,7 +231,7 @@ def parse_default_grub(text, env=None):
         comment = re.match(r'^("[^"]*"|\'[^\']*\')\s+#.*$', value)
         if comment:
             value = comment.group(1)
-        env[match.group(1)] = _expand_shell(value, env)
+        env[match.group(1)] = _expand_shell(value, env, budget, where)
     return env
 
 
@@ -202,16 +252,19 @@ def parse_bls_entry(text):
     '$kernelopts quiet'
     """
     entry = {}
+    options = []
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         key, _sep, value = line.partition(" ")
         key = key.strip()
-        if key in ("options",) and key in entry:
-            entry[key] = entry[key] + " " + value.strip()
+        if key == "options":
+            options.append(value.strip())  # several options lines add up
         elif key:
             entry[key] = value.strip()
+    if options:
+        entry["options"] = " ".join(options)
     return entry
 
 
@@ -240,24 +293,32 @@ def parse_grubenv(text):
     return env
 
 
-def expand_bls_options(options, grubenv):
+def expand_bls_options(options, grubenv, budget=None, where="a BLS entry"):
     """Expand ``$var`` references in BLS options from grubenv.
+
+    Substituted values spend ``budget`` (:class:`ExpansionError` past it).
 
     >>> expand_bls_options("$kernelopts $tuned_params", {"kernelopts": "ro quiet"})
     'ro quiet'
     """
+    if budget is None:
+        budget = ExpansionBudget()
+
     def repl(match):
-        return grubenv.get(match.group(1) or match.group(2), "")
-    expanded = re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))",
-                      repl, options or "")
+        name = match.group(1) or match.group(2)
+        return budget.spend(grubenv.get(name, ""), name, where)
+    expanded = _VARIABLE.sub(repl, options or "")
     return " ".join(expanded.split())
 
 
-def bls_entries(named_texts, grubenv):
+def bls_entries(named_texts, grubenv, budget=None):
     """Boot entries from ``[(file name, text), ...]`` of /boot/loader/entries.
 
-    Sorted as GRUB's blscfg does: newest version first.
+    Sorted as GRUB's blscfg does: newest version first. The expansion of
+    every entry's options spends one ``budget`` (:class:`ExpansionError`).
     """
+    if budget is None:
+        budget = ExpansionBudget()
     parsed = []
     for name, text in named_texts:
         entry = parse_bls_entry(text)
@@ -265,7 +326,8 @@ def bls_entries(named_texts, grubenv):
         if not kernel:
             continue
         entry_id = name[:-5] if name.endswith(".conf") else name
-        args = split_args(expand_bls_options(entry.get("options", ""), grubenv))
+        args = split_args(expand_bls_options(entry.get("options", ""), grubenv, budget,
+                                             "/boot/loader/entries/" + name))
         parsed.append((entry.get("version") or entry_id, entry_id, kernel, entry.get("title"),
                        args))
     parsed.sort(key=lambda item: _version_key(item[0]), reverse=True)

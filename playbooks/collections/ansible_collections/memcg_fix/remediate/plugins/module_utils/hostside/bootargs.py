@@ -7,7 +7,9 @@ mode, where nothing is run) and to edit the files grubby leaves alone.
 Reading boot entries is :mod:`boot`'s job; this module only rewrites.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import re
 

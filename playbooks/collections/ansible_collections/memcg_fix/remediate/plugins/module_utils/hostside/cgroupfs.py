@@ -11,6 +11,10 @@ CGROUP2_SUPER_MAGIC on a v2-only host and tmpfs on v1 or hybrid; hybrid is
 when /sys/fs/cgroup/unified is itself cgroup2.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import ctypes
 import ctypes.util
 import errno
@@ -429,13 +433,16 @@ def reclaim_interface(root, layout, release_numbers=None):
     return None, "no v2 memory cgroup files to probe and the running kernel is unknown"
 
 
-def count_memcg_dirs(path, link_counts=None):
+def count_memcg_dirs(path, link_counts=None, unlisted=None):
     """Directories in the tree at ``path``, counting ``path`` itself.
 
     One ``os.scandir`` walk (``os.listdir`` plus ``lstat`` on Python 2.7),
     iterative, never following symlinks. A directory that vanishes during the
-    walk (its cgroup was removed) is not counted; unreadable ones are counted
-    but not entered. Raises OSError only when ``path`` itself is missing.
+    walk (its cgroup was removed) is not counted; unreadable ones (no
+    permission, or a path longer than PATH_MAX in a tree nested that deep)
+    are counted but not entered, and each is added to the list ``unlisted``
+    as ``(path, reason)`` when one is given: the count is then a lower bound.
+    Raises OSError only when ``path`` itself is missing.
 
     On a cgroup filesystem a directory's link count is 2 plus its
     subdirectories (kernfs: ``kernfs_refresh_inode()`` sets
@@ -489,6 +496,8 @@ def count_memcg_dirs(path, link_counts=None):
         except OSError as exc:
             if getattr(exc, "errno", None) == errno.ENOENT and current != path:
                 count -= 1
+            elif unlisted is not None:
+                unlisted.append((current, exc.strerror or str(exc)))
     return count
 
 
@@ -523,8 +532,9 @@ def _dying_v1(root, layout):
         if before is None:
             result["reason"] = "/proc/cgroups has no memory row"
             return result
+        unlisted = []
         try:
-            live = count_memcg_dirs(mount)
+            live = count_memcg_dirs(mount, unlisted=unlisted)
         except OSError as exc:
             result["reason"] = "cannot walk %s: %s" % (layout["memory_mount"],
                                                        exc.strerror or exc)
@@ -536,7 +546,22 @@ def _dying_v1(root, layout):
             after = None
         if after is None or after["num_cgroups"] == total:
             break
-    result.update({"live": live, "total": total, "dying": max(total - live, 0)})
+    if unlisted:
+        # the walk saw only part of the tree: live is a lower bound, dying a guess
+        where, why = unlisted[0]
+        shown = where[len(mount):][:200] or "/"
+        result["reason"] = ("%d director%s of the memory hierarchy could not be listed, so "
+                            "the live memcgs cannot be counted (first: %s%s: %s)"
+                            % (len(unlisted), "y" if len(unlisted) == 1 else "ies",
+                               layout["memory_mount"], shown, why))
+        return result
+    if live > total:
+        # a kernel counts every memcg it has; a tree with more is not this kernel's
+        result["reason"] = ("the memory hierarchy has %d directories but /proc/cgroups "
+                            "counts only %d memcgs: they do not describe the same "
+                            "kernel" % (live, total))
+        return result
+    result.update({"live": live, "total": total, "dying": total - live})
     return result
 
 

@@ -6,6 +6,10 @@ escaping and no single-quote quoting. ``--`` ends the kernel's parameters:
 what follows goes to init.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 
 def split_args(text):
     """Split a kernel command line the way the kernel does.

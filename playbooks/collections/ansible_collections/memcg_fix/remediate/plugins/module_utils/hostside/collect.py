@@ -6,6 +6,10 @@ unreadable or garbage leaves its facts ``None`` and records why in
 ``unknown``; nothing raises out of :func:`collect`.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import errno
 import os
 import platform
@@ -18,6 +22,10 @@ from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
 from .pam import file_owner, lastlog_lines
+
+# Version of the facts contract (docs/facts.md); the controller refuses
+# another version.
+SCHEMA_VERSION = 1
 
 PAM_FILES = ("/etc/pam.d/postlogin", "/etc/pam.d/login", "/etc/pam.d/sshd")
 _PAM_MODULE_DIRS = ("/usr/lib64/security", "/lib64/security", "/usr/lib/security",
@@ -201,19 +209,25 @@ def _default_grub(ctx):
     text = _text_or_unknown(ctx, "/etc/default/grub", "boot.default_grub")
     files = []
     env = {}
-    if text is not None:
-        env = boot_parsers.parse_default_grub(text, env)
-        files.append("/etc/default/grub")
+    budget = boot_parsers.ExpansionBudget()  # one for the file and its drop-ins
     try:
-        dropins = [n for n in ctx.reader.listdir("/etc/default/grub.d") if n.endswith(".cfg")]
-    except SourceError:
-        dropins = []
-    for name in dropins:
-        path = "/etc/default/grub.d/" + name
-        dropin = _text_or_unknown(ctx, path, "boot.default_grub")
-        if dropin is not None:
-            env = boot_parsers.parse_default_grub(dropin, env)
-            files.append(path)
+        if text is not None:
+            env = boot_parsers.parse_default_grub(text, env, budget, "/etc/default/grub")
+            files.append("/etc/default/grub")
+        try:
+            dropins = [n for n in ctx.reader.listdir("/etc/default/grub.d")
+                       if n.endswith(".cfg")]
+        except SourceError:
+            dropins = []
+        for name in dropins:
+            path = "/etc/default/grub.d/" + name
+            dropin = _text_or_unknown(ctx, path, "boot.default_grub")
+            if dropin is not None:
+                env = boot_parsers.parse_default_grub(dropin, env, budget, path)
+                files.append(path)
+    except boot_parsers.ExpansionError as exc:
+        ctx.missing("boot.default_grub", exc)
+        return None
     if not files:
         return None
     linux = env.get("GRUB_CMDLINE_LINUX")
@@ -257,6 +271,7 @@ def section_boot(ctx):
     grubenv = _grubenv(ctx) or {}
     result["grubenv_kernelopts"] = grubenv.get("kernelopts")
     entries = []
+    unreadable = False
     if reader.live:
         try:
             entries = boot_parsers.parse_grubby_info(reader.run(["grubby", "--info=ALL"]))
@@ -278,7 +293,14 @@ def section_boot(ctx):
             text = _text_or_none(ctx, "/boot/loader/entries/" + name)
             if text is not None:
                 texts.append((name, text))
-        entries = boot_parsers.bls_entries(texts, grubenv)
+        try:
+            entries = boot_parsers.bls_entries(texts, grubenv)
+        except boot_parsers.ExpansionError as exc:
+            # the entries are there but cannot be read: not a reason to
+            # believe another boot loader's configuration instead
+            entries = []
+            reasons.append(str(exc))
+            unreadable = True
         if entries:
             result["backend"] = "bls"
             saved = grubenv.get("saved_entry")
@@ -289,7 +311,7 @@ def section_boot(ctx):
                 result["default_index"] = 0
         elif not names:
             reasons.append("no BLS entries in /boot/loader/entries")
-    if not entries:
+    if not entries and not unreadable:
         for path in _grub_cfg_paths(ctx):
             text = _text_or_none(ctx, path)
             if text is None:
@@ -322,7 +344,8 @@ def section_boot(ctx):
         result["nokmem_all_entries"] = all(entry["nokmem"] for entry in entries)
     else:
         ctx.missing("boot.nokmem_all_entries",
-                    "no boot entries found: " + ("; ".join(reasons) or "no boot loader"))
+                    ("the boot entries cannot be read: " if unreadable
+                     else "no boot entries found: ") + ("; ".join(reasons) or "no boot loader"))
     ctx.boot = result
     return result
 
@@ -704,7 +727,7 @@ def section_pam(ctx):
     result = {"files": files, "lastlog_active": None, "lastlog_writes_wtmp": None,
               "lastlog_writes_lastlog": None, "lastlog2": None, "authselect_managed": None,
               "authconfig_managed": None, "lastlog_module_installed": None, "services": {},
-              "lastlog_writes_in_session": None}
+              "lastlog_writes_in_session": None, "lastlog_session_services": []}
     if not files:
         ctx.missing("pam", "none of %s is readable" % ", ".join(PAM_FILES))
         return result
@@ -712,6 +735,8 @@ def section_pam(ctx):
     services, in_session, why = _pam_services(ctx)
     result["services"] = services
     result["lastlog_writes_in_session"] = in_session
+    result["lastlog_session_services"] = [
+        s for s in LOGIN_SERVICES if (services.get(s) or {}).get("writes_in_session")]
     if in_session is None:
         ctx.missing("pam.lastlog_writes_in_session", why)
     result.update({
@@ -862,4 +887,3 @@ def collect(reader):
         "sosreport": (not reader.live) and reader.isdir("/sos_commands"),
     }
     return {"facts": facts, "unknown": ctx.unknown}
-

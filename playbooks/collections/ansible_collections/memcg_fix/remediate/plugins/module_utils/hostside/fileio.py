@@ -13,6 +13,10 @@ Commands run without a shell, with a timeout (a watchdog thread, because the
 Python 2.7 ``subprocess`` has none), a C locale and a capped output.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import errno
 import os
 import stat

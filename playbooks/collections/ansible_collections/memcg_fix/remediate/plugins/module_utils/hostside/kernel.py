@@ -19,6 +19,10 @@ Host-side code reports raw facts only; whether the kernel honours
 ``cgroup.memory=nokmem`` is derived on the controller.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 _UPSTREAM = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")

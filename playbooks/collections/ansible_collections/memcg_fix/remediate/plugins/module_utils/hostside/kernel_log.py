@@ -17,11 +17,22 @@ ones quoted in the reports memcg-fix acts on:
   runc, dockerd, kubelet or systemd (moby#29638, kubernetes#112940).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 _LAST_MAX = 500
+_LIST_MAX = 50
 
-_SLUB = re.compile(r"SLUB: Unable to allocate memory on node")
+# Every scan here is linear in the size of the log (docs/benchmarks.md, S1):
+# lines are found with str.find of a few fixed needles (C speed, like grep),
+# and only the lines holding one are looked at; every regex below is
+# anchored on a literal and has no nested or unbounded-then-backtracking
+# quantifier over the line; what is collected is kept in sets, never searched
+# in lists. A kernel log is read by anyone who can run logger(1).
+_SLUB = "SLUB: Unable to allocate memory on node"
 # 3.10 (el7) says kmem_cache_close(); from 4.6 (52b4b950b507, "mm: slab: free
 # kmem_cache_node after destroy sysfs file") SLUB says __kmem_cache_shutdown()
 _CACHE_CLOSE = re.compile(
@@ -29,9 +40,18 @@ _CACHE_CLOSE = re.compile(
 _OOM = re.compile(r"Memory cgroup out of memory: Kill(?:ed)? process")
 _OOM_MEMCG = re.compile(r"oom_memcg=([^,\s]+)")
 _OOM_MEMCG_OLD = re.compile(r"killed as a result of limit of (\S+)")
-_MKDIR = re.compile(
-    r"(?i)(mkdir|create|creating|failed to create)\b.*cgroup|cgroup.*\bmkdir")
+# A cgroup mkdir failure: an errno, and "<verb> ... cgroup" or "cgroup ... mkdir"
+# (runc, dockerd, kubelet and systemd word it differently). The verbs end at a
+# word boundary ("failed to create" ends in "create").
+_MKDIR_VERB = re.compile(r"(?:mkdir|create|creating)\b", re.I)
+_MKDIR_WORD = re.compile(r"\bmkdir", re.I)
+_CGROUP_ANY_CASE = re.compile("cgroup", re.I)
 _MKDIR_ERRNO = re.compile(r"(?i)no space left on device|cannot allocate memory|ENOSPC|ENOMEM")
+
+# A line can match a signature only if it holds one of these ("Memory cgroup
+# out of memory" and every mkdir failure hold "cgroup").
+_NEEDLES = ("SLUB", "kmem_cache_close", "kmem_cache_shutdown", "oom_memcg=",
+            "as a result of limit of", "cgroup")
 
 SIGNATURES = ("slub_alloc_failure", "kmem_cache_close", "memcg_oom", "cgroup_mkdir_failure")
 
@@ -39,6 +59,59 @@ SIGNATURES = ("slub_alloc_failure", "kmem_cache_close", "memcg_oom", "cgroup_mkd
 def _clip(line):
     line = line.strip()
     return line if len(line) <= _LAST_MAX else line[:_LAST_MAX] + "..."
+
+
+def candidate_lines(text, needles=_NEEDLES):
+    """The lines of ``text`` (split at ``\\n``) that hold any of ``needles``,
+    in order, each once.
+
+    One forward ``str.find`` per needle and occurrence: every byte is looked
+    at a bounded number of times per needle, whatever the lines look like.
+
+    >>> list(candidate_lines("a\\nx cgroup SLUB\\nb\\nSLUB\\n"))
+    ['x cgroup SLUB', 'SLUB']
+    """
+    size = len(text)
+    positions = [text.find(needle) for needle in needles]
+    while True:
+        found = [p for p in positions if p >= 0]
+        if not found:
+            return
+        first = min(found)
+        start = text.rfind("\n", 0, first) + 1
+        end = text.find("\n", first)
+        if end < 0:
+            end = size
+        yield text[start:end]
+        for index, position in enumerate(positions):
+            if 0 <= position <= end:  # on this line: its next one comes after it
+                positions[index] = text.find(needles[index], end)
+
+
+def _is_mkdir_failure(line):
+    if not _MKDIR_ERRNO.search(line):
+        return False
+    verb = _MKDIR_VERB.search(line)
+    if verb and _CGROUP_ANY_CASE.search(line, verb.end()):
+        return True
+    first = _CGROUP_ANY_CASE.search(line)
+    return first is not None and _MKDIR_WORD.search(line, first.end()) is not None
+
+
+class _Recent(object):
+    """Distinct values in order of first appearance; keeps the last ``_LIST_MAX``."""
+
+    def __init__(self):
+        self.seen = set()
+        self.order = []
+
+    def add(self, value):
+        if value not in self.seen:
+            self.seen.add(value)
+            self.order.append(value)
+
+    def last(self):
+        return self.order[-_LIST_MAX:]
 
 
 def scan_kernel_log(text):
@@ -65,10 +138,10 @@ def scan_kernel_log(text):
         "memcg_oom": {"count": 0, "last": None, "memcgs": []},
         "cgroup_mkdir_failure": {"count": 0, "last": None},
     }
-    oom_memcgs = result["memcg_oom"]["memcgs"]
-    caches = result["kmem_cache_close"]["caches"]
-    for line in text.splitlines():
-        if "SLUB" in line and _SLUB.search(line):
+    oom_memcgs = _Recent()
+    caches = _Recent()
+    for line in candidate_lines(text):
+        if _SLUB in line:
             result["slub_alloc_failure"]["count"] += 1
             result["slub_alloc_failure"]["last"] = _clip(line)
             continue
@@ -77,22 +150,21 @@ def scan_kernel_log(text):
             if match:
                 result["kmem_cache_close"]["count"] += 1
                 result["kmem_cache_close"]["last"] = _clip(line)
-                if match.group(1) not in caches:
-                    caches.append(match.group(1))
+                caches.add(match.group(1))
                 continue
         if "oom_memcg=" in line or "as a result of limit of" in line:
             memcg = _OOM_MEMCG.search(line) or _OOM_MEMCG_OLD.search(line)
-            if memcg and memcg.group(1) not in oom_memcgs:
-                oom_memcgs.append(memcg.group(1))
+            if memcg:
+                oom_memcgs.add(memcg.group(1))
             continue
         if "Memory cgroup out of memory" in line and _OOM.search(line):
             result["memcg_oom"]["count"] += 1
             result["memcg_oom"]["last"] = _clip(line)
             continue
-        if "cgroup" in line and _MKDIR_ERRNO.search(line) and _MKDIR.search(line):
+        if "cgroup" in line and _is_mkdir_failure(line):
             result["cgroup_mkdir_failure"]["count"] += 1
             result["cgroup_mkdir_failure"]["last"] = _clip(line)
     # keep the lists short: the most recent memcgs and caches are what matter
-    result["memcg_oom"]["memcgs"] = oom_memcgs[-50:]
-    result["kmem_cache_close"]["caches"] = caches[-50:]
+    result["memcg_oom"]["memcgs"] = oom_memcgs.last()
+    result["kmem_cache_close"]["caches"] = caches.last()
     return result

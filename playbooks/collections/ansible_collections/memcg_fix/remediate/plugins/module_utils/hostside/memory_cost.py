@@ -6,6 +6,10 @@ kmalloc cache (kmalloc-4k on 5.4 x86_64; kmalloc-4096 on 3.10). On an idle
 host with many zombies, that cache's active objects track the zombie count.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 # Caches a struct mem_cgroup lands in, in the order we look for them.
 MEMCG_CACHES = ("kmalloc-4k", "kmalloc-4096", "kmalloc-8k", "kmalloc-8192", "kmalloc-2k",
                 "kmalloc-2048")

@@ -5,6 +5,10 @@ Sources: ``rpm -q kernel`` (live), sosreport's ``installed-rpms``,
 ``sos_commands/dpkg/dpkg_-l``.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 # The format memcg-fix asks dpkg-query for: the same columns as `dpkg -l`.
@@ -32,12 +36,14 @@ def parse_rpm_kernels(text):
     ['5.4.17-2136.el8uek.x86_64']
     """  # noqa: E501 (real sample lines)
     releases = []
+    seen = set()
     for line in text.splitlines():
         fields = line.split()
         if not fields:
             continue
         match = _RPM_KERNEL.match(fields[0])
-        if match and match.group(1) not in releases:
+        if match and match.group(1) not in seen:
+            seen.add(match.group(1))
             releases.append(match.group(1))
     return releases
 
@@ -128,13 +134,15 @@ def debian_kernel_releases(packages):
     ['6.1.0-31-amd64']
     """  # noqa: E501 (real sample lines)
     releases = []
+    seen = set()
     for name in sorted(packages):
         if not name.startswith("linux-image-"):
             continue
         release = name[len("linux-image-"):]
         if release.endswith("-dbg") or release.endswith("-unsigned"):
             release = release.rsplit("-", 1)[0]
-        if release and release[0].isdigit() and release not in releases:
+        if release and release[0].isdigit() and release not in seen:
+            seen.add(release)
             releases.append(release)
     return releases
 

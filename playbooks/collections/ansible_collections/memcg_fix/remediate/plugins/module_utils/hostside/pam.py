@@ -8,6 +8,10 @@ pam_lastlog(8): ``nowtmp`` stops the wtmp update, ``noupdate`` stops every
 file update (wtmp and lastlog).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 _CONTROL = re.compile(r"^(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$")
@@ -16,15 +20,16 @@ _CONTROL = re.compile(r"^(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$")
 def _logical_lines(text):
     """Lines with backslash continuations joined (pam.conf(5))."""
     joined = []
-    buffer = ""
+    pending = []  # parts of a continued line, joined once (linear in the line)
     for line in text.splitlines():
         if line.endswith("\\"):
-            buffer += line[:-1] + " "
+            pending.append(line[:-1])
             continue
-        joined.append(buffer + line)
-        buffer = ""
-    if buffer:
-        joined.append(buffer)
+        pending.append(line)
+        joined.append(" ".join(pending))
+        pending = []
+    if pending:
+        joined.append(" ".join(pending) + " ")
     return joined
 
 

@@ -16,7 +16,9 @@ carry ``{if "feature":...}`` operators: we only ever append a word or prefix
 a ``#``, so the operators are kept intact.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 from .pam import parse_pam_lines
 

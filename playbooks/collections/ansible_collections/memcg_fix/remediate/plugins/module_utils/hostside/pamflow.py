@@ -31,6 +31,10 @@ Runs on the target's own Python (2.7, 3.6+), stdlib only. Bounded: at most
 ``MAX_DEPTH`` nested files, ``MAX_RULES`` lines and ``MAX_PATHS`` paths.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import fnmatch
 
 from .pam import parse_pam_lines

@@ -12,6 +12,10 @@ as :class:`~.fileio.SourceError` carrying a one-line reason:
 so no file outside the root is ever read, and never runs a command.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import os
 
 from .fileio import SourceError, read_text, resolve_in_root, run_command

@@ -26,7 +26,9 @@ Exit codes: 0 pass done, 1 pass done with errors (logged), 2 bad usage or
 configuration. Runs on the target's own Python (2.7, 3.6+), stdlib only.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import argparse
 import errno
@@ -648,4 +650,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the command line (python -m ...): its exit status, not a module's exit_json
+    raise SystemExit(main())

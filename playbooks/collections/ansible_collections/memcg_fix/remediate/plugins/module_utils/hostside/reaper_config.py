@@ -8,6 +8,10 @@ the role's templates/reaper.conf.j2. Runs on the target's own Python (2.7,
 3.6+), stdlib only.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import errno
 
 try:

@@ -24,7 +24,9 @@ this package as ``memcg_fix_host`` with a wrapper script, so imports stay
 relative.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import argparse
 import errno
@@ -662,4 +664,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the command line (python -m ...): its exit status, not a module's exit_json
+    raise SystemExit(main())

@@ -16,7 +16,9 @@ Every file memcg-fix changes goes through :class:`Backups`:
   that someone edited since (and refuse to clobber it) from one it owns.
 """
 
-from __future__ import absolute_import
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import errno
 import hashlib

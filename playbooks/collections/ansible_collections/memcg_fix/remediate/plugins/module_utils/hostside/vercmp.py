@@ -30,6 +30,10 @@ through this module and, where installed, the real ``rpm`` and ``dpkg``
 binaries on the same and on random versions.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import re
 
 SCHEMES = ("rpm", "dpkg", "upstream")

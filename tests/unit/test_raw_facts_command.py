@@ -1,0 +1,223 @@
+"""The one shell command of ``memcg_facts_raw``, run for real on this machine.
+
+The action plugin (controller side) builds one POSIX shell command that finds
+a Python and runs the collector from a compressed copy; here that command
+runs under ``/bin/sh`` with every target Python this machine has (3.11, 3.6,
+2.7), on a host root, and its output is parsed as the action parses it. The
+same command through Ansible (become, ssh, containers, the VM) is
+tests/integration/test_fast_detection.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from remediate.hostside.collect import collect
+from remediate.hostside.reader import RootReader
+from remediate.resources import collection_dir
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+PYTHONS = ("/usr/bin/python3", "/root/.pyenv/versions/3.6.15/bin/python3.6",
+           "/root/.pyenv/versions/2.7.18/bin/python2.7")
+# MAX_ARG_STRLEN: the longest single argument execve(2) takes (32 pages).
+# Become and `sh -c` put the whole command into one argument.
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _load_action() -> ModuleType:
+    path = collection_dir() / "plugins" / "action" / "memcg_facts_raw.py"
+    spec = importlib.util.spec_from_file_location("memcg_facts_raw_action", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+action = _load_action()
+
+
+def run_command(shipped: tuple[str, bytes | None],
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    command, in_data = shipped
+    proc = subprocess.run(["/bin/sh", "-c", command], input=in_data or b"",
+                          capture_output=True, timeout=120, env=env, check=False)
+    tried = "(test)"
+    result: dict[str, Any] = action.parse_output(
+        proc.returncode, proc.stdout.decode(), proc.stderr.decode(), tried)
+    return result
+
+
+def shipped(interpreter: list[str] | None, root: str = "/", fallback: list[str] | None = None,
+            on_stdin: bool = True) -> tuple[str, bytes | None]:
+    assert action._SHIPPED is not None, action._LOAD_ERROR
+    payload, bootstrap = action._SHIPPED
+    result: tuple[str, bytes | None] = action.remote_command(
+        interpreter, fallback or [], payload, bootstrap, root, on_stdin=on_stdin)
+    return result
+
+
+def _sos_tree(root: Path) -> None:
+    def put(rel: str, text: str) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    put("sos_commands/kernel/uname_-a", (SAMPLES / "uname/centos7-uname-a.txt").read_text())
+    put("sos_commands/kernel/dmesg", (SAMPLES / "dmesg/centos7-slub-messages.txt").read_text())
+    put("proc/cmdline", (SAMPLES / "cmdline/centos7.txt").read_text())
+    put("proc/cgroups", (SAMPLES / "proc_cgroups/el7-3.10.0-693-at-65535.txt").read_text())
+    put("proc/1/mountinfo", (SAMPLES / "mountinfo/fedora20-v1.txt").read_text())
+    put("etc/default/grub", (SAMPLES / "default_grub/el-default-grub.txt").read_text())
+    put("etc/pam.d/postlogin", (SAMPLES / "pam/rhel7-postlogin-ac.txt").read_text())
+    put("installed-rpms", (SAMPLES / "rpm/centos7-rpm-q-kernel.txt").read_text())
+    (root / "sys/fs/cgroup/memory/kubepods").mkdir(parents=True)
+
+
+@pytest.mark.parametrize("on_stdin", [True, False], ids=["on-stdin", "in-the-command"])
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_command_runs_the_collector_exactly_on_every_target_python(
+        tmp_path: Path, python: str, on_stdin: bool) -> None:
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not on this machine")
+    root = tmp_path / "sosreport"
+    _sos_tree(root)
+    result = run_command(shipped([python], str(root), on_stdin=on_stdin))
+    assert result.get("failed") is not True, result
+    expected = collect(RootReader(str(root)))
+    collector = result["facts"].pop("collector")
+    expected["facts"].pop("collector")
+    assert result["facts"] == json.loads(json.dumps(expected["facts"]))
+    assert result["unknown"] == expected["unknown"]
+    assert result["schema_version"] == 1 and result["changed"] is False
+    # the interpreter that ran it is the one asked for, and it read the root
+    assert collector["python"] == python and collector["root"] == str(root)
+    assert result["facts"]["kernel"]["release"] == "3.10.0-1160.2.2.el7.x86_64"
+
+
+def test_the_interpreter_is_the_first_of_the_fallback_list_found(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _sos_tree(root)
+    fallback = ["memcg-fix-test-no-such-python", "/no/such/python3", "python3.6", "python3"]
+    env = dict(os.environ, PATH="/root/.pyenv/versions/3.6.15/bin:/usr/bin:/bin")
+    if not os.access("/root/.pyenv/versions/3.6.15/bin/python3.6", os.X_OK):
+        pytest.skip("python3.6 is not on this machine")
+    result = run_command(shipped(None, str(root), fallback), env)
+    assert result["facts"]["collector"]["python"] == "/root/.pyenv/versions/3.6.15/bin/python3.6"
+
+
+def test_the_command_is_short_and_fits_in_one_exec_argument_with_room_to_grow() -> None:
+    """sudo logs every command it runs in full (the collector on stdin keeps
+    that to a line or two), and become wraps the whole command into one
+    ``sh -c`` argument: one longer than MAX_ARG_STRLEN cannot run at all."""
+    command, in_data = shipped(["/usr/bin/python3"])
+    assert in_data is not None and len(command) < 400, command
+    searched, _ = shipped(None, fallback=["python3.13", "python3.12", "python3.11", "python3"])
+    assert len(searched) < 600, searched
+    inline, none = shipped(["/usr/bin/python3"], on_stdin=False)
+    assert none is None and len(inline.encode()) < MAX_ARG_STRLEN // 2, len(inline)
+
+
+def test_the_bootstrap_is_ascii() -> None:
+    """It travels on stdin to a Python whose locale may be C (Python 3.6: ASCII)."""
+    assert action._SHIPPED is not None
+    action._SHIPPED[1].encode("ascii")
+
+
+def test_a_host_without_python_is_a_one_line_reason() -> None:
+    explicit = run_command(shipped(["/no/such/python"]))
+    assert explicit["failed"] is True
+    assert explicit["msg"] == "no Python interpreter on the host (tried (test))"
+    searched = run_command(shipped(None, fallback=["memcg-fix-no-python-a", "/no/python-b"]))
+    assert searched["failed"] is True and searched["msg"].startswith("no Python interpreter")
+
+
+def test_an_interpreter_that_is_not_python_fails_with_its_exit_code() -> None:
+    result = run_command(shipped(["/bin/false"]))
+    assert result["failed"] is True
+    assert result["msg"] == "the collector printed no facts (exit 1): no output"
+
+
+def test_a_corrupt_payload_fails_with_the_reason_not_a_traceback() -> None:
+    assert action._SHIPPED is not None
+    bootstrap = action._SHIPPED[1]
+    result = run_command(action.remote_command(["/usr/bin/python3"], [], "bm90IHpsaWI=",
+                                               bootstrap, "/"))
+    assert result["failed"] is True
+    assert result["msg"].startswith("the collector failed: error: ")
+    assert "\n" not in result["msg"] and "Traceback" not in result["msg"]
+
+
+def test_inventory_values_are_quoted_never_run_by_the_shell(tmp_path: Path) -> None:
+    """An interpreter or root from the inventory is data for the shell: the
+    words are quoted one by one (``/usr/bin/env python3`` still works)."""
+    marker = tmp_path / "ran"
+    hostile = f"/usr/bin/python3 $(touch {marker}) `touch {marker}`;touch {marker}"
+    run_command(shipped(hostile.split()))
+    run_command(shipped(["/usr/bin/python3"], root=f"'; touch {marker}; '"))
+    assert not marker.exists()
+    env_words = run_command(shipped(["/usr/bin/env", "python3"], root=str(tmp_path)))
+    assert env_words.get("failed") is not True, env_words
+    assert env_words["facts"]["collector"]["root"] == str(tmp_path)
+
+
+def test_output_around_the_facts_line_is_ignored() -> None:
+    """A login shell may print a banner, and become over ssh runs in a pty
+    (CRLF line ends, stderr merged into stdout)."""
+    document = {"schema_version": 1, "facts": {"host": {"hostname": "web1"}}, "unknown": []}
+    stdout = ("Welcome to web1\r\nsome warning\r\n"
+              f"{action.FACTS_MARK}{json.dumps(document)}\r\nlogout\r\n")
+    result = action.parse_output(0, stdout, "", "x")
+    assert result == {"changed": False, "schema_version": 1,
+                      "facts": {"host": {"hostname": "web1"}}, "unknown": []}
+    garbage = action.parse_output(0, f"{action.FACTS_MARK}{{not json\n", "", "x")
+    assert garbage["failed"] is True and "not JSON" in garbage["msg"]
+    not_object = action.parse_output(0, f"{action.FACTS_MARK}[1, 2]\n", "", "x")
+    assert not_object["failed"] is True and "not a JSON object" in not_object["msg"]
+
+
+def test_the_payload_carries_every_module_the_collector_imports() -> None:
+    """The closure the action computes from relative imports is what a real
+    import of the collector loads (no more, no less)."""
+    hostside = collection_dir() / "plugins" / "module_utils" / "hostside"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hostside.collect, "
+            "hostside.reader; print(sorted(m.split('.')[1] for m in sys.modules "
+            "if m.startswith('hostside.')))")
+    proc = subprocess.run([sys.executable, "-c", code, str(hostside.parent)],
+                          capture_output=True, text=True, check=True)
+    imported = json.loads(proc.stdout.replace("'", '"'))
+    assert action._module_closure(hostside, action._ENTRY_MODULES) == imported
+
+
+def test_the_reason_is_the_commands_last_words_not_the_ssh_clients() -> None:
+    ssh_noise = ("Warning: Permanently added '[127.0.0.1]:2222' (ED25519) to the list of known "
+                 "hosts.\r\nShared connection to 127.0.0.1 closed.\r\n")
+    silent = action.parse_output(1, "", ssh_noise, "x")
+    assert silent["msg"] == "the collector printed no facts (exit 1): no output"
+    # in a pty (become over ssh) the command's own stderr arrives on stdout
+    crashed = action.parse_output(1, "Traceback (most recent call last):\r\n  File x\r\n"
+                                     "SyntaxError: invalid syntax\r\n", ssh_noise, "x")
+    assert crashed["msg"] == ("the collector printed no facts (exit 1): "
+                              "SyntaxError: invalid syntax")
+
+
+@pytest.mark.parametrize(("method", "passes"), [("sudo", True), ("su", False)])
+def test_stdin_is_used_where_the_become_method_lets_it_through(method: str,
+                                                               passes: bool) -> None:
+    """Ansible's own rule for pipelining: su reads its password from the
+    terminal, so the collector goes in the command (on 2.16 and later cores)."""
+    from ansible.plugins.loader import become_loader
+
+    plugin = become_loader.get(method)
+    if plugin is None:
+        pytest.skip(f"no {method} become plugin in this ansible-core")
+    assert action._stdin_passes(plugin) is passes
+    assert action._stdin_passes(None) is True
