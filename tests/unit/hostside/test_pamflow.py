@@ -9,6 +9,7 @@ the session scope) and its sshd has none.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,27 @@ def test_many_unknown_branches_stay_bounded():
     result = pamflow.lastlog_for(lambda name: text if name == "svc" else None, "svc")
     assert result["lines"][0]["runs"] == "sometimes"  # 2**40 paths: capped, not enumerated
 
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 2000 unknown branches in a row: one open branch per line (it used to
+        # recurse past Python's limit), then the lines a walk never reached
+        "session [success=1 default=ok] pam_succeed_if.so user = x\n" * 1999
+        + "session optional pam_lastlog.so\n",
+        # many pam_lastlog lines behind unknown branches (every path is long)
+        "session [success=ok default=ok] pam_succeed_if.so user = x\n" * 8
+        + "session optional pam_systemd.so\n" + "session optional pam_lastlog.so\n" * 1990,
+    ],
+)
+def test_a_walk_stopped_by_its_bounds_says_unknown_never_never(text):
+    started = time.process_time()
+    result = pamflow.lastlog_for(lambda name: text if name == "svc" else None, "svc")
+    assert time.process_time() - started < 5  # about 0.2 s; was minutes or a RecursionError
+    assert result["error"] is None
+    assert {line["runs"] for line in result["lines"]} <= {"sometimes", "unknown"}
+    assert result["writes_in_session"] is None
 
 @pytest.mark.parametrize(
     ("args", "service", "verdict"),

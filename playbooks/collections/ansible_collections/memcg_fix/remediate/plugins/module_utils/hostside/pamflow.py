@@ -28,7 +28,9 @@ Besides whether a pam_lastlog line runs, the walk records whether
 session's scope, so a write after it is charged to the session's memcg.
 
 Runs on the target's own Python (2.7, 3.6+), stdlib only. Bounded: at most
-``MAX_DEPTH`` nested files, ``MAX_RULES`` lines and ``MAX_PATHS`` paths.
+``MAX_DEPTH`` nested files, ``MAX_RULES`` lines, ``MAX_PATHS`` paths,
+``MAX_STEPS`` lines walked in all and ``MAX_NESTING`` open branches (beyond
+them the answer is "sometimes").
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,6 +44,8 @@ from .pam import parse_pam_lines
 MAX_DEPTH = 16  # libpam's own substack limit (PAM_SUBSTACK_MAX_LEVEL)
 MAX_RULES = 2000
 MAX_PATHS = 256
+MAX_STEPS = 50000  # lines stepped over, all paths together; real stacks need a few hundred
+MAX_NESTING = 64  # branches and substacks open at once (each is a level of recursion)
 
 # pam.conf(5): the historical keywords as [value=action] lists
 _KEYWORDS = {
@@ -173,15 +177,28 @@ def walk(stack, service):
     rest were not followed).
     """
     paths = []
-    state = {"complete": True}
-    _walk(stack, 0, [], service, paths, state, lambda done: paths.append(done))
+    state = {"complete": True, "steps": 0, "nesting": 0}
+    _walk(stack, 0, None, service, paths, state, lambda done: paths.append(_unwind(done)))
     return paths, state["complete"]
 
 
+def _unwind(ran):
+    """The entries of the cons list ``ran`` (``(entry, rest)`` or None), first run first."""
+    entries = []
+    while ran is not None:
+        entry, ran = ran
+        entries.append(entry)
+    entries.reverse()
+    return entries
+
+
 def _walk(stack, index, ran, service, paths, state, finish):
-    """Run ``stack`` from ``index`` with ``ran`` so far; call ``finish(ran)`` per path."""
+    """Run ``stack`` from ``index`` with ``ran`` so far (a cons list, so that a
+    step copies nothing); call ``finish(ran)`` per path."""
     while index < len(stack):
-        if len(paths) >= MAX_PATHS:
+        state["steps"] += 1
+        if len(paths) >= MAX_PATHS or state["steps"] > MAX_STEPS \
+                or state["nesting"] > MAX_NESTING:
             state["complete"] = False
             return
         entry = stack[index]
@@ -189,21 +206,25 @@ def _walk(stack, index, ran, service, paths, state, finish):
             # the substack ends on its own; the caller carries on after it
             def after(sub_ran, index=index):
                 _walk(stack, index + 1, sub_ran, service, paths, state, finish)
+            state["nesting"] += 1
             _walk(entry["substack"], 0, ran, service, paths, state, after)
+            state["nesting"] -= 1
             return
         outcomes = ["success"]
         if entry["module"] == "pam_succeed_if.so":
             verdict = succeed_if(entry["args"], service)
             outcomes = ["success"] if verdict else ["auth_err"] if verdict is False \
                 else ["success", "auth_err"]
-        ran = ran + [entry]
+        ran = (entry, ran)
         if len(outcomes) > 1:
+            state["nesting"] += 1
             for outcome in outcomes:
                 following = _next(stack, index, entry, outcome)
                 if following is None:
                     finish(ran)
                 else:
                     _walk(stack, following, ran, service, paths, state, finish)
+            state["nesting"] -= 1
             return
         following = _next(stack, index, entry, outcomes[0])
         if following is None:
@@ -228,9 +249,10 @@ def lastlog_for(read, service):
     ``{service, lines: [{file, args, runs, after_pam_systemd, writes_wtmp,
     writes_lastlog}], writes_wtmp, writes_lastlog, writes_in_session, error}``
     where ``runs`` is ``always``, ``sometimes`` or ``never`` (on the paths
-    libpam can take) and the ``writes_*`` are True, False or None (only on
-    some paths). ``writes_in_session`` is about writes made after pam_systemd
-    moved the process into the session's scope (charged to its memcg).
+    libpam can take; ``unknown`` when the walk reached its bounds first) and
+    the ``writes_*`` are True, False or None (only on some paths).
+    ``writes_in_session`` is about writes made after pam_systemd moved the
+    process into the session's scope (charged to its memcg).
     """
     result = {"service": service, "lines": [], "writes_wtmp": None, "writes_lastlog": None,
               "writes_in_session": None, "error": None}
@@ -240,15 +262,18 @@ def lastlog_for(read, service):
         result["error"] = str(exc)
         return result
     paths, complete = walk(stack, service)
-    seen = []
-    for entry in _entries(stack):
-        if entry.get("module") in ("pam_lastlog.so", "pam_lastlog2.so") and entry not in seen:
-            seen.append(entry)
+    seen = [entry for entry in _entries(stack)
+            if entry.get("module") in ("pam_lastlog.so", "pam_lastlog2.so")]
+    # per path: where each entry ran, and where pam_systemd first ran (one pass
+    # over each path, so many pam_lastlog lines cost no more than a few)
+    positions = [_positions(path) for path in paths]
     for entry in seen:
-        hits = [p for p in paths if any(e is entry for e in p)]
-        runs = "never" if not hits else "always" if len(hits) == len(paths) and complete \
-            else "sometimes"
-        scoped = [_after_systemd(p, entry) for p in hits]
+        hits = [(where, systemd) for where, systemd in positions if id(entry) in where]
+        if not hits:  # on no path walked: never, unless the walk stopped at its bounds
+            runs = "never" if complete else "unknown"
+        else:
+            runs = "always" if len(hits) == len(paths) and complete else "sometimes"
+        scoped = [systemd is not None and systemd < where[id(entry)] for where, systemd in hits]
         after = None if not scoped or (any(scoped) and not all(scoped)) else scoped[0]
         lastlog2 = entry["module"] == "pam_lastlog2.so"
         args = entry["args"]
@@ -271,7 +296,7 @@ def _verdict(pairs):
     """True if a line that writes always runs; False if none can; else None."""
     if any(runs == "always" and writes for runs, writes in pairs):
         return True
-    if any(runs == "sometimes" and writes for runs, writes in pairs):
+    if any(runs in ("sometimes", "unknown") and writes for runs, writes in pairs):
         return None
     return False
 
@@ -285,10 +310,12 @@ def _entries(stack):
             yield entry
 
 
-def _after_systemd(path, entry):
-    for ran in path:
-        if ran is entry:
-            return False
-        if ran.get("module") == "pam_systemd.so":
-            return True
-    return False
+def _positions(path):
+    """``({id(entry): first index in path}, index of the first pam_systemd or None)``."""
+    where = {}
+    systemd = None
+    for index, ran in enumerate(path):
+        where.setdefault(id(ran), index)
+        if systemd is None and ran.get("module") == "pam_systemd.so":
+            systemd = index
+    return where, systemd
