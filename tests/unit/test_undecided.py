@@ -108,6 +108,20 @@ def test_el7_root_whose_kmem_state_cannot_be_read_is_undecided(capsys, tmp_path:
     assert "memcg-fix: 1 host(s) undecided: web7: " in out["stderr"]
 
 
+def test_the_same_root_with_sosreports_slab_listing_is_decided(capsys, tmp_path: Path) -> None:
+    # sosreport keeps `ls -lt /sys/kernel/slab`; per-memcg caches there are
+    # kmem accounting at work, so the el7 kmem rule can be evaluated and fires
+    root = el7_root_without_kmem_evidence(tmp_path / "sosreport-web7")
+    put(root, "sos_commands/kernel/ls_-lt_.sys.kernel.slab",
+        (SAMPLES / "slab/el7-sos-ls-lt-sys-kernel-slab.txt").read_text())
+    run = memcg_fix("plan", "--root", str(root), "--format", "json", cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    (host,) = json.loads(run.stdout)["hosts"]
+    assert host["status"] == "planned"
+    assert [m["id"] for m in host["mitigations"]][:1] == ["kernel-upgrade"]
+    assert "el7-kmem-leak-old-kernel" not in {b["rule"] for b in host.get("blocked", [])}
+
+
 def test_an_empty_directory_is_undecided_and_detect_refuses_it(capsys, tmp_path: Path) -> None:
     image = tmp_path / "mnt"  # an image directory that was never mounted
     image.mkdir()

@@ -316,3 +316,44 @@ def test_kmem_circumstantial_signs(capsys: pytest.CaptureFixture[str],
     kmem = detect(capsys, el7_sosreport)["facts"]["kmem"]
     assert kmem["circumstantial"] == [
         "runc installed 1.0.0-rc10 (package runc 1.0.0-67.rc10.el7_8)"]
+
+
+@pytest.mark.parametrize("sos_file", ["ls_-lt_.sys.kernel.slab", "ls_-alZ_.sys.kernel.slab"])
+def test_kmem_accounting_from_a_sosreports_listing_of_sys_kernel_slab(capsys, tmp_path, sos_file):
+    # a sosreport keeps /sys/kernel/slab only as a listing: `ls -lt` (sos up to
+    # 4.7), `ls -alZ` with SELinux contexts and . and .. (later sos)
+    root = tmp_path / "sos"
+    _v1_root(root, "3.10.0-693.17.1.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    listing = sample("slab/el7-sos-ls-lt-sys-kernel-slab.txt")
+    if "alZ" in sos_file:
+        listing = "".join(
+            line.replace(" root root ", " root root system_u:object_r:sysfs_t:s0 ", 1) + "\n"
+            for line in listing.splitlines())
+        listing += ("drwxr-xr-x. 180 root root system_u:object_r:sysfs_t:s0 0 Feb 20 09:01 .\n"
+                    "dr-xr-xr-x.  13 root root system_u:object_r:sysfs_t:s0 0 Feb 20 09:01 ..\n")
+    put(root, "sos_commands/kernel/" + sos_file, listing)
+    host = detect(capsys, root)
+    kmem = host["facts"]["kmem"]
+    assert kmem["accounting_active"] is True
+    assert kmem["evidence"].startswith("per-memcg slab caches exist")
+    assert (f"sos_commands/kernel/{sos_file}: ip6_dst_cache(0:18479a49f76b66461d8fedd17a6eba"
+            in kmem["evidence"])
+    assert "kmem.accounting_active" not in unknown_facts(host)
+    # the seed's `ls /sys/kernel/slab | wc -l`, from the same listing
+    assert host["facts"]["memory_cost"]["sys_kernel_slab_entries"] == 12
+
+
+def test_circumstantial_signs_are_shown_beside_an_unknown_and_decide_nothing(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # an el7 sosreport with runc rc10 in installed-rpms but no kmem evidence
+    root = tmp_path / "sos"
+    _v1_root(root, "3.10.0-957.27.2.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    put(root, "installed-rpms", f"{'runc-1.0.0-67.rc10.el7_8.x86_64':<59} Tue 03 Nov 2020\n")
+    host = detect(capsys, root)
+    assert host["facts"]["kmem"]["accounting_active"] is None
+    reasons = {u["fact"]: u["reason"] for u in host["unknown"]}
+    assert reasons["kmem.accounting_active"].endswith(
+        "; circumstantial only, deciding nothing: runc installed 1.0.0-rc10 "
+        "(package runc 1.0.0-67.rc10.el7_8)")

@@ -46,6 +46,7 @@ class _Context(object):
         self.boot = None
         self.dpkg = None
         self.rpm_text = None
+        self.slab_entries = None
 
     def missing(self, fact, reason):
         reason = " ".join(str(reason).split()) or "no reason given"
@@ -395,21 +396,45 @@ def _slabinfo_eio(path):
 
 
 # A per-memcg slab cache: "dentry(602:docker.socket)" (<cache>(<memcg id>:<cgroup>)),
-# listed under /sys/kernel/slab/<cache>/cgroup/ (SLUB, before 5.9) or, on 3.10,
-# at the top of /sys/kernel/slab and in /proc/slabinfo. Only kmem accounting
-# creates them.
+# listed under /sys/kernel/slab/<cache>/cgroup/ (SLUB, 4.x until 5.9) or, on
+# 3.10, at the top of /sys/kernel/slab (a sosreport keeps a listing of it).
+# Only kmem accounting creates them. /proc/slabinfo is read for them too, for
+# a kernel that prints them there; mainline does not since 3.8 ("memcg:
+# aggregate memcg cache values in slabinfo" adds them into the root cache's
+# line), and memory.kmem.slabinfo names them by their root cache.
 _MEMCG_CACHE = re.compile(r"^[^()\s]+\((\d+):[^()]*\)$")
 _MEMCG_CACHE_DIRS = 500  # cache directories probed for a cgroup/ subdirectory
+
+
+def _slab_entries(ctx):
+    """``(names, where)`` of /sys/kernel/slab: listed live or in a host root,
+    or read from a sosreport's listing of it; ``(None, why)`` otherwise."""
+    if ctx.slab_entries is not None:
+        return ctx.slab_entries
+    try:
+        ctx.slab_entries = (ctx.reader.listdir("/sys/kernel/slab"), "/sys/kernel/slab")
+    except SourceError as exc:
+        ctx.slab_entries = (None, str(exc))
+        if not ctx.reader.live:
+            for name in memory_cost.SOS_SLAB_LISTINGS:
+                try:
+                    text = ctx.reader.sos(name)
+                except SourceError:
+                    continue
+                ctx.slab_entries = (memory_cost.parse_ls_names(text), "sos_commands/" + name)
+                break
+    return ctx.slab_entries
 
 
 def _per_memcg_caches(ctx):
     """Up to a few per-memcg slab cache names, with where they were seen."""
     found = []
-    try:
-        names = ctx.reader.listdir("/sys/kernel/slab")
-    except SourceError:
-        names = []
-    found.extend("/sys/kernel/slab/" + n for n in names if _MEMCG_CACHE.match(n))
+    names, where = _slab_entries(ctx)
+    names = names or []
+    found.extend("%s: %s" % (where, n) if where.startswith("sos_commands/")
+                 else "/sys/kernel/slab/" + n for n in names if _MEMCG_CACHE.match(n))
+    if where != "/sys/kernel/slab":
+        names = []  # a listing: the cache directories themselves are not there
     for name in names[:_MEMCG_CACHE_DIRS]:
         if len(found) >= 3:
             break
@@ -805,10 +830,11 @@ def section_memory_cost(ctx):
             ctx.missing("memory_cost.memcg_slab_cache", "no kmalloc-4k cache in /proc/slabinfo")
     except SourceError as exc:
         ctx.missing("memory_cost.memcg_slab_cache", "/proc/slabinfo: %s" % exc)
-    try:
-        result["sys_kernel_slab_entries"] = len(ctx.reader.listdir("/sys/kernel/slab"))
-    except SourceError as exc:
-        ctx.missing("memory_cost.sys_kernel_slab_entries", str(exc))
+    names, where = _slab_entries(ctx)
+    if names is None:
+        ctx.missing("memory_cost.sys_kernel_slab_entries", where)
+    else:
+        result["sys_kernel_slab_entries"] = len(names)
     return result
 
 
@@ -878,7 +904,12 @@ def collect(reader):
             ctx.missing(name, "internal error while reading it: %s: %s"
                         % (type(exc).__name__, exc))
     if isinstance(facts.get("kmem"), dict):
-        facts["kmem"]["circumstantial"] = kmem_circumstantial(facts)
+        signs = kmem_circumstantial(facts)
+        facts["kmem"]["circumstantial"] = signs
+        for entry in ctx.unknown:
+            if entry["fact"] == "kmem.accounting_active" and signs:
+                # shown beside the unknown, so a reader sees them, and as what they are
+                entry["reason"] += "; circumstantial only, deciding nothing: " + "; ".join(signs)
     facts["collector"] = {
         "mode": reader.mode,
         "root": None if reader.live else reader.root,
