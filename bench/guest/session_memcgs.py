@@ -23,9 +23,9 @@ Two measurements, printed as one JSON document on stdout:
 * ``reclaim``: on cgroup v2, N memory cgroups charged with page cache each
   (a child reads a file of its own, evicted first, and exits), then removed:
   plain rmdir; after ``memory.reclaim`` (5.19+, what memcg-fix-rmdir uses);
-  after writing ``0`` to ``memory.high`` (a write below the usage reclaims
-  since 4.6: "mm: memcontrol: reclaim when shrinking memory.high below
-  usage"; the only on-demand reclaim v2 has before 5.19).
+  after writing ``0`` to ``memory.high`` (a write below the usage reclaims:
+  "mm: memcontrol: reclaim when shrinking memory.high below usage", 2016;
+  the only on-demand reclaim v2 has before 5.19).
 
 Everything it changes it puts back: /etc/pam.d/sshd (restored byte for byte),
 its cgroups (removed), its files and the key it adds for tester.
