@@ -97,7 +97,9 @@ def generate(hosts: int, seed: int = 4) -> dict[str, Any]:
             facts["kmem"]["accounting_active"] = not nokmem
         facts["runc"]["version"] = rng.choice(RUNC)
         facts["memcg"]["dying"] = int(rng.paretovariate(1.2) * 20)
-        facts["pam"]["lastlog_writes_lastlog"] = rng.random() < 0.3
+        writes = rng.random() < 0.3
+        facts["pam"]["lastlog_writes_lastlog"] = writes
+        facts["pam"]["lastlog_writes_in_session"] = writes
         if rng.random() < 0.02:
             facts["kernel_log"]["signatures"]["memcg_oom"] = {
                 "count": rng.randint(1, 20),

@@ -18,6 +18,9 @@ class ExitCode(IntEnum):
     PLANNED = 2  # ``plan`` only: mitigations were planned (Terraform's -detailed-exitcode)
     INVALID = 3  # invalid policy, facts file, inventory, playbook or host root
     FAILED = 4  # ``apply``/``rollback``: a host failed or was not verified
+    # ``plan`` only: nothing planned, but a host is undecided (unreadable, or rules
+    # blocked by unknown facts) or needs attention (a critical finding, no mitigation)
+    UNDECIDED = 4
 
 
 class RemediateError(Exception):

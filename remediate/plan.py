@@ -25,7 +25,12 @@ from .errors import InputError
 from .facts.model import Unknown
 
 SCHEMA_VERSION: Final = 1
-STATUSES: Final = ("planned", "nothing-to-do", "unknown")
+# planned: mitigations to apply. attention: nothing to apply, but a critical
+# finding that no mitigation addresses needs a person. undecided: the plan
+# cannot tell (a rule that could plan or warn was blocked by unknown facts, no
+# rule could be evaluated, or the host could not be read). nothing-to-do:
+# every rule that matters was evaluated and none asks for anything.
+STATUSES: Final = ("planned", "attention", "undecided", "nothing-to-do")
 SEVERITIES: Final = ("critical", "warning", "info")  # most severe first
 RESULTS: Final = ("fired", "not-matched", "not-evaluated")
 
@@ -85,6 +90,17 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class BlockedRule:
+    """A rule that could plan or warn and was not evaluated: the facts it lacked."""
+
+    rule: str
+    facts: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "facts": list(self.facts)}
+
+
+@dataclass(frozen=True)
 class HostPlan:
     host: str
     status: str  # one of STATUSES
@@ -92,7 +108,9 @@ class HostPlan:
     mitigations: tuple[PlannedMitigation, ...] = ()
     unknown: tuple[Unknown, ...] = ()
     rules: tuple[RuleResult, ...] = ()
-    reason: str | None = None  # why the status is "unknown"
+    reason: str | None = None  # why the status is "undecided" or "attention"
+    blocked: tuple[BlockedRule, ...] = ()  # rules that block a decision, also when planned
+    error: str | None = None  # the host could not be read at all
 
     @property
     def needs_reboot(self) -> bool:
@@ -102,8 +120,11 @@ class HostPlan:
         out: dict[str, Any] = {"host": self.host, "status": self.status}
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.error is not None:
+            out["error"] = self.error
         out["findings"] = [f.to_json() for f in self.findings]
         out["mitigations"] = [m.to_json() for m in self.mitigations]
+        out["blocked"] = [b.to_json() for b in self.blocked]
         out["unknown"] = [u.to_json() for u in self.unknown]
         if explain:
             out["rules"] = [r.to_json() for r in self.rules]
@@ -145,6 +166,11 @@ class Plan:
     @property
     def has_mitigations(self) -> bool:
         return any(h.mitigations for h in self.hosts)
+
+    @property
+    def undecided_or_attention(self) -> tuple[HostPlan, ...]:
+        """Hosts that keep ``plan`` from exiting 0 even when nothing is planned."""
+        return tuple(h for h in self.hosts if h.status in ("undecided", "attention"))
 
     def decisions(self) -> dict[str, Any]:
         """The part of the plan the fingerprint covers (docs/design.md)."""
@@ -189,8 +215,14 @@ class Plan:
         hosts = tuple(
             HostPlan(
                 host=h["host"],
-                status=h["status"],
+                # plans of memcg-fix before "undecided" called an unreadable host "unknown"
+                status="undecided" if h["status"] == "unknown" else h["status"],
                 reason=h.get("reason"),
+                error=h.get("error"),
+                blocked=tuple(
+                    BlockedRule(b["rule"], tuple(b.get("facts") or ()))
+                    for b in h.get("blocked") or ()
+                ),
                 findings=tuple(
                     Finding(f["id"], f["severity"], f["summary"], f.get("rule", ""))
                     for f in h["findings"]

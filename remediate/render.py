@@ -292,7 +292,8 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         f"sha256:{one_line(plan.policy.sha256)}",
         f"# plan-fingerprint: {plan.fingerprint()}",
         f"# hosts: {summary['hosts']} in plan, {len(planned)} to change, "
-        f"{summary['reboots']} need a reboot, {summary['unknown']} unknown",
+        f"{summary['reboots']} need a reboot, {summary['attention']} need attention, "
+        f"{summary['undecided']} undecided",
         f"# batches: {', '.join(str(b) for b in options.batches)} "
         f"(first batch is the canary); max_fail_percentage: {options.max_fail_percentage}",
         "# hosts run in name order: the canary is the first planned host below"
@@ -326,10 +327,15 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         for f in host.findings:
             lines += _wrapped(f"#   finding {one_line(f.severity)}: ", one_line(f.summary))
     for host in sorted(plan.hosts, key=lambda h: h.host):
-        if host.status == "unknown":
+        if host.status in ("undecided", "attention"):
             lines += _wrapped(
-                "# host ", f"{one_line(json.dumps(host.host))}: unknown, because "
-                f"{one_line(host.reason or 'its facts could not be read')} (not changed)"
+                "# host ", f"{one_line(json.dumps(host.host))}: {host.status}, because "
+                f"{one_line(host.reason or 'its facts could not be read')} (not changed)",
+            )
+        elif host.blocked:  # planned, with other rules left undecided
+            lines += _wrapped(
+                "# host ", f"{one_line(json.dumps(host.host))}: also undecided: "
+                + one_line(", ".join(f"{b.rule} ({', '.join(b.facts)})" for b in host.blocked)),
             )
     lines.append("#")
     for name, digest in sections.items():

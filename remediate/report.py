@@ -87,23 +87,38 @@ def _mitigation_ids(host: HostPlan) -> str:
 
 def _finding_ids(host: HostPlan) -> str:
     parts = [f"{f.severity}:{f.id}" for f in host.findings]
-    if host.unknown:
+    if host.blocked:
+        parts.append("undecided:" + ",".join(b.rule for b in host.blocked))
+    elif host.unknown:
         parts.append("unknown:" + ",".join(u.fact for u in host.unknown))
     return ", ".join(parts) or "-"
 
 
+def _last_column(host: HostPlan) -> str:
+    """What the table's last column says: why, for a host the plan could not settle."""
+    if host.status in ("undecided", "attention") and host.reason:
+        return host.reason
+    return _finding_ids(host)
+
+
 def _reboot(host: HostPlan) -> str:
-    if host.status == "unknown":
+    if host.error is not None:
         return "?"
     return "yes" if host.needs_reboot else "no"
 
 
-def _summary_line(plan: Plan) -> str:
+def summary_text(plan: Plan) -> str:
+    """``4 host(s): 1 planned (1 with a reboot), 1 need attention, 1 undecided, ...``."""
     s = plan.summary
     return (
         f"{s['hosts']} host(s): {s['planned']} planned ({s['reboots']} with a reboot), "
-        f"{s['nothing-to-do']} nothing to do, {s['unknown']} unknown"
+        f"{s['attention']} need attention, {s['undecided']} undecided, "
+        f"{s['nothing-to-do']} nothing to do"
     )
+
+
+def _summary_line(plan: Plan) -> str:
+    return summary_text(plan)
 
 
 def _params_text(m: PlannedMitigation) -> str:
@@ -114,7 +129,7 @@ def to_table(plan: Plan, explain: bool = False) -> str:
     header = ("HOST", "STATUS", "REBOOT", "MITIGATIONS", "FINDINGS / REASON")
     rows = []
     for host in plan.hosts:
-        last = host.reason if host.status == "unknown" else _finding_ids(host)
+        last = _last_column(host)
         rows.append(
             (
                 _clip(terminal_safe(host.host), 40),
@@ -155,6 +170,11 @@ def _explain_block(host: HostPlan) -> Iterable[str]:
         )
         yield f"      why: {terminal_safe(m.rationale)}"
         yield f"      alternatives: {', '.join(m.alternatives) or '-'}"
+    for blocked in host.blocked:
+        yield (
+            f"   undecided {terminal_safe(blocked.rule)}: lacks "
+            f"{terminal_safe(', '.join(blocked.facts) or 'facts')}"
+        )
     for entry in host.unknown:
         yield f"   unknown {terminal_safe(entry.fact)}: {terminal_safe(entry.reason)}"
     width = max((len(r.rule) for r in host.rules), default=0)
@@ -194,15 +214,13 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def to_markdown(plan: Plan, explain: bool = False) -> str:
-    s = plan.summary
     lines = [
         "# memcg-fix plan",
         "",
         f"Policy **{md(plan.policy.id)}** version {md(plan.policy.version)}; "
         f"plan fingerprint {md(plan.fingerprint())}.",
         "",
-        f"{s['hosts']} host(s): {s['planned']} planned ({s['reboots']} with a reboot), "
-        f"{s['nothing-to-do']} nothing to do, {s['unknown']} unknown.",
+        md(summary_text(plan)) + ".",
         "",
         "## Summary",
         "",
@@ -215,13 +233,16 @@ def to_markdown(plan: Plan, explain: bool = False) -> str:
                 md(h.status),
                 md(_reboot(h)),
                 md(_mitigation_ids(h)),
-                md(h.reason if h.status == "unknown" else _finding_ids(h)),
+                md(_last_column(h)),
             ]
             for h in plan.hosts
         ],
     )
     for host in plan.hosts:
-        if not (host.findings or host.mitigations or host.unknown or host.reason or explain):
+        if not (
+            host.findings or host.mitigations or host.unknown or host.reason or host.blocked
+            or explain
+        ):
             continue
         lines += ["", f"## {md(host.host)}", "", f"Status: **{md(host.status)}**"]
         if host.reason:
@@ -261,6 +282,12 @@ def to_markdown(plan: Plan, explain: bool = False) -> str:
                     for position, m in enumerate(host.mitigations, 1)
                 ],
             )
+        if host.blocked:
+            lines += ["", "### Not decided", "", "Rules that could plan or warn, and the facts "
+                      "they lacked:", ""]
+            lines += [
+                f"- {md(b.rule)}: {md(', '.join(b.facts) or 'facts')}" for b in host.blocked
+            ]
         if host.unknown:
             lines += ["", "### Unknown facts", ""]
             lines += [f"- {md(u.fact)}: {md(u.reason)}" for u in host.unknown]

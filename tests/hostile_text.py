@@ -22,6 +22,7 @@ from remediate.hostside import (
     memory_cost,
     packages,
     pam,
+    pamflow,
 )
 
 
@@ -89,6 +90,9 @@ KERNEL_LOG = (
         "oom_memcg="),
     Shape("repeated prefix, no ending", lambda n: repeat("Objects remaining in ", n)
           + " kmem_cache_close", "kmem_cache_close"),
+    Shape("unique slab caches, 4.6+", lambda n: unique_lines(
+        "BUG c{0}: Objects remaining in cache{0} on __kmem_cache_shutdown()", n),
+        "kmem_cache_shutdown"),
     Shape("repeated oom_memcg=", lambda n: repeat("oom_memcg=", n), "oom_memcg="),
     Shape("every needle on every line", lambda n: unique_lines(
         "SLUB cgroup oom_memcg kmem_cache_close as a result of {0}", n), "cgroup"),
@@ -165,6 +169,26 @@ DPKG_STATUS = (Shape("unique kernel packages", lambda n: unique_lines(
 SLABINFO = (Shape("unique caches", lambda n: unique_lines(
     "c{0} 1 1 1 1 1 : tunables 0 0 0 : slabdata 1 1 0", n), "slabdata"),)
 
+SLAB_LISTING = (
+    Shape("one long line of dates", lambda n: "lrwxrwxrwx 1 root root 0"
+          + repeat(" Feb  7 05:23", n), "Feb"),
+    Shape("unique entries", lambda n: unique_lines(
+        "lrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry({0}:docker.socket) -> :t-0000192", n),
+        "dentry"),
+)
+
+
+def _pam_stack(text: str) -> object:
+    return pamflow.lastlog_for(lambda name: text if name == "sshd" else None, "sshd")
+
+
+PAM_STACK = (
+    Shape("unknown branches", lambda n: unique_lines(
+        "session [success=1 default=ok] pam_succeed_if.so user = u{0}", n), "session"),
+    Shape("one long rule", lambda n: "session optional pam_lastlog.so " + repeat("x ", n),
+          "session"),
+)
+
 SCANNERS = (
     Scanner("kernel log signatures", kernel_log.scan_kernel_log, KERNEL_LOG),
     Scanner("PAM lastlog lines", pam.lastlog_lines, PAM),
@@ -182,4 +206,6 @@ SCANNERS = (
         packages.parse_dpkg_status(t)), DPKG_STATUS),
     Scanner("slabinfo", lambda t: memory_cost.duplicate_caches(memory_cost.parse_slabinfo(t)),
             SLABINFO),
+    Scanner("ls -l of /sys/kernel/slab", memory_cost.parse_ls_names, SLAB_LISTING),
+    Scanner("PAM session stack", _pam_stack, PAM_STACK),
 )

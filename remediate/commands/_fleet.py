@@ -154,11 +154,11 @@ def decision_changes(recorded: PlaybookCheck, plan: Plan) -> list[str]:
     fresh: dict[str, list[dict[str, Any]]] = {
         h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations] for h in plan.hosts
     }
-    unknown = {h.host: h.reason for h in plan.hosts if h.status == "unknown"}
+    unreadable = {h.host: h.error for h in plan.hosts if h.error is not None}
     changes = []
     for host in sorted(set(fresh) | set(recorded.plan)):
-        if host in unknown and recorded.plan.get(host):
-            changes.append(f"{host}: planned, but unknown now ({unknown[host]})")
+        if host in unreadable and recorded.plan.get(host):
+            changes.append(f"{host}: planned, but it cannot be read now ({unreadable[host]})")
             continue
         if host not in fresh:
             continue  # outside this run's inventory or --limit

@@ -8,7 +8,6 @@ import sys
 
 from .. import __version__
 from .. import policy as policy_api
-from ..errors import ExitCode
 from ..facts import document
 from ..policy.model import Policy
 from ..render import DEFAULT_BATCHES, RenderOptions, parse_batches, render
@@ -18,6 +17,7 @@ from ..run import collect_facts, list_hosts, run_playbook
 from ..runreport import diffs_markdown_lines, diffs_text
 from . import tell
 from ._fleet import out_dir, via
+from .plan import exit_code, report_unsettled
 
 PLAYBOOK_NAME = "memcg-fix.yml"
 
@@ -69,7 +69,6 @@ def plan_fleet(args: argparse.Namespace, policy: Policy) -> int:
             outcome = dry.hosts[host]
             tell(f"dry run failed on {terminal_safe(host)} at "
                  f"'{terminal_safe(outcome.failed_task)}': {terminal_safe(outcome.error)}")
-    for unknown in (h for h in plan.hosts if h.status == "unknown"):
-        tell(f"{terminal_safe(unknown.host)}: unknown, because {terminal_safe(unknown.reason)}")
+    report_unsettled(plan)
     tell(f"note: wrote {out}/facts.json, plan.json, plan.md and {PLAYBOOK_NAME}")
-    return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)
+    return exit_code(plan)

@@ -8,10 +8,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .. import __version__
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..facts import HostFacts, collect_local, collect_root, document
 from ..text import shown
 from ._fleet import add_via_arg, out_dir, via
@@ -28,7 +28,8 @@ examples:
 
 exit codes: 0 facts collected (unknown facts, and hosts that could not be
 reached, are listed, not errors), 2 bad usage, 3 the --root is not a
-directory or the inventory is unusable or matches no host."""
+directory or holds nothing memcg-fix reads (an image that is not mounted),
+or the inventory is unusable or matches no host."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,12 +93,31 @@ def run(args: argparse.Namespace) -> int:
         if args.limit or args.forks or args.out or args.via:
             raise UsageError("detect: --limit, --forks, --out and --via go with -i (see --help)")
         hosts = [collect_local(args.host) if args.local else collect_root(args.root, args.host)]
+        if args.root and not _found_anything(hosts[0]):
+            raise InputError(
+                f"--root {args.root!r}: nothing memcg-fix reads is there (no kernel, os-release, "
+                "cgroup, boot, package, PAM or log data): is the image mounted, or the "
+                "sosreport extracted?"
+            )
     if args.format == "json":
         json.dump(document(hosts, __version__), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_table(hosts))
     return 0
+
+
+# Facts of which a host root that holds anything memcg-fix reads shows one.
+_EVIDENCE: Final = (
+    "kernel.release", "distro.id", "cgroup.mode", "cmdline.raw", "boot.entries",
+    "kernels.installed", "runc.installed", "kubelet.installed", "pam.files",
+    "kernel_log.source", "memory_cost.percpu_kb", "memory_cost.sys_kernel_slab_entries",
+    "memcg_fix.reaper_installed", "host.hostname",
+)
+
+
+def _found_anything(host: HostFacts) -> bool:
+    return host.error is None and any(host.get(path) for path in _EVIDENCE)
 
 
 COLUMNS: Sequence[tuple[str, str]] = (
@@ -137,6 +157,10 @@ def render_table(hosts: Sequence[HostFacts]) -> str:
             continue
         row = [shown(host.host)]
         for _title, path in COLUMNS[1:-1]:
+            tool = path.split(".")[0]
+            if path.endswith(".version") and host.get(f"{tool}.installed") is False:
+                row.append("none")  # not installed: known, not unknown
+                continue
             row.append(_cell(host.get(path)))
         row.append(str(len(host.unknown)))
         rows.append(row)

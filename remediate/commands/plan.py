@@ -13,6 +13,7 @@ from .. import facts as facts_api
 from .. import policy as policy_api
 from ..errors import ExitCode, InputError
 from ..facts.model import HostFacts
+from ..plan import Plan
 from ..report import FORMATS, render
 from . import tell
 from ._fleet import add_via_arg
@@ -38,12 +39,17 @@ examples:
   memcg-fix plan -i hosts.ini --limit 'web*' --out plan/   facts, plan, playbook, dry run
 
 exit codes:
-  0  nothing to do on any host (findings alone do not count)
-  2  mitigations planned for at least one host
+  0  every host was decided and needs nothing (info and warning findings
+     without a mitigation do not count)
+  2  mitigations planned for at least one host (whatever the other hosts are)
+  4  nothing planned, but at least one host is undecided (it could not be
+     read, no rule could be evaluated, or a rule that could plan or warn
+     lacked facts) or needs attention (a critical finding no mitigation
+     addresses)
   3  invalid policy or input (also bad usage of this command)
   1  internal error
-Hosts whose facts could not be read are listed as "unknown" with the reason;
-they do not change the exit code."""
+Undecided hosts are listed with the reason and the rules and facts that
+blocked them; stderr names them too."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,9 +157,25 @@ def run(args: argparse.Namespace) -> int:
     with _collector_paused():
         plan = policy_api.evaluate(policy, _hosts(args), explain=args.explain)
         sys.stdout.write(render(plan, args.format, args.explain))
-    unknown = [h.host for h in plan.hosts if h.status == "unknown"]
-    if unknown:
-        shown = ", ".join(repr(h) for h in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        tell(f"{len(unknown)} host(s) could not be planned: {shown}{more}")
-    return int(ExitCode.PLANNED if plan.has_mitigations else ExitCode.OK)
+    report_unsettled(plan)
+    return exit_code(plan)
+
+
+def exit_code(plan: Plan) -> int:
+    """2 planned; else 4 when a host is undecided or needs attention; else 0."""
+    if plan.has_mitigations:
+        return int(ExitCode.PLANNED)
+    if plan.undecided_or_attention:
+        return int(ExitCode.UNDECIDED)
+    return int(ExitCode.OK)
+
+
+def report_unsettled(plan: Plan, limit: int = 5) -> None:
+    """One stderr line per status that keeps the plan from being settled, naming hosts."""
+    for status, text in (("undecided", "undecided"), ("attention", "need attention")):
+        hosts = [h for h in plan.hosts if h.status == status]
+        if not hosts:
+            continue
+        named = "; ".join(f"{h.host}: {h.reason or ''}" for h in hosts[:limit])
+        more = f"; and {len(hosts) - limit} more" if len(hosts) > limit else ""
+        tell(f"{len(hosts)} host(s) {text}: {named}{more}")

@@ -253,6 +253,27 @@ class VersionRange(_SingleFact):
         return Outcome(MATCH, f"{self.path}={show(value)} {ranges} ({self.scheme})")
 
 
+class ToolVersion(VersionRange):
+    """``runc: {lt: ...}``: a tool that is not installed is out of range, not unknown.
+
+    The collector reports ``runc.installed: false`` when no runc binary and no
+    runc package exist (docs/facts.md): there is then nothing to upgrade, and
+    the rule does not match. Only an installed runc whose version cannot be
+    read leaves the rule not evaluated.
+    """
+
+    def __init__(self, key: str, path: str, bounds: list[tuple[str, str]]) -> None:
+        super().__init__(key, path, "upstream", bounds)
+        self.installed_path = path.rsplit(".", 1)[0] + ".installed"
+        self.installed_parts = tuple(self.installed_path.split("."))
+
+    def evaluate(self, host: HostFacts) -> Outcome:
+        _present, installed = lookup(host.facts, self.installed_parts)
+        if installed is False:
+            return Outcome(MISS, f"{self.installed_path}=false")
+        return super().evaluate(host)
+
+
 class NumberRange(_SingleFact):
     """``dying: {ge: 1000}``: an integer fact within bounds."""
 
@@ -349,6 +370,8 @@ PAM_FLAGS: Final = {
     "writes_wtmp": "pam.lastlog_writes_wtmp",
     "writes_lastlog": "pam.lastlog_writes_lastlog",
     "authselect_managed": "pam.authselect_managed",
+    # per service (sshd, login), through the stack's control flow, after pam_systemd
+    "writes_in_session": "pam.lastlog_writes_in_session",
 }
 
 
@@ -387,23 +410,27 @@ def build(when: Mapping[str, Any]) -> list[Condition]:
                 )
         elif key == "runc":
             bounds = [(op, spec[op]) for op in ("ge", "gt", "le", "lt") if op in spec]
-            conditions.append(VersionRange(key, "runc.version", "upstream", bounds))
+            conditions.append(ToolVersion(key, "runc.version", bounds))
         elif key == "dying":
             bounds_n = [(op, spec[op]) for op in ("ge", "gt", "le", "lt") if op in spec]
             conditions.append(NumberRange(key, "memcg.dying", bounds_n))
         elif key == "dying_ratio":
             bounds_n = [(op, spec[op]) for op in ("ge", "gt", "le", "lt") if op in spec]
             conditions.append(Ratio(key, bounds_n))
+        elif key == "reclaim_interface":
+            conditions.append(OneOf(key, "reclaim.interface", spec))
         elif key == "cmdline_nokmem":
             conditions.append(Flag(key, "cmdline.nokmem", spec))
         elif key == "boot_nokmem_all_entries":
             conditions.append(Flag(key, "boot.nokmem_all_entries", spec))
         elif key == "nokmem_everywhere":
             conditions.append(
+                # honoured everywhere: on the running cmdline, on every boot entry,
+                # and by this kernel (el7 before 1062.4.1 ignores it)
                 Combined(
                     key,
                     "nokmem_everywhere",
-                    ["cmdline.nokmem", "boot.nokmem_all_entries"],
+                    ["cmdline.nokmem", "boot.nokmem_all_entries", "kernel.nokmem_supported"],
                     "all",
                     spec,
                 )

@@ -7,6 +7,13 @@ could not report). Only fired rules contribute findings and mitigations.
 
 When two rules select the same mitigation the first one in policy order
 wins (its parameters and rule id); the rationale notes the others.
+
+A host's status (docs/design.md): ``planned`` when it has mitigations;
+otherwise ``undecided`` when it could not be read, when no rule could be
+evaluated, or when a rule that could plan or warn was not evaluated (unless
+the rule says ``on_unknown: ignore``); otherwise ``attention`` when a critical
+finding has no mitigation; otherwise ``nothing-to-do``. "Nothing to do" is
+never a guess made from facts the host did not give.
 """
 
 from __future__ import annotations
@@ -18,7 +25,15 @@ from typing import Any
 from .. import catalogue
 from ..errors import InputError
 from ..facts.model import HostFacts, Unknown
-from ..plan import SEVERITIES, Finding, HostPlan, Plan, PlannedMitigation, RuleResult
+from ..plan import (
+    SEVERITIES,
+    BlockedRule,
+    Finding,
+    HostPlan,
+    Plan,
+    PlannedMitigation,
+    RuleResult,
+)
 from .conditions import MATCH, MISS, UNKNOWN, Outcome
 from .model import Policy, Rule
 
@@ -30,14 +45,52 @@ def _rationale(rule: Rule, outcomes: list[Outcome]) -> str:
     return f"{rule.description.rstrip('.')}. Rule {rule.id} matched: {facts}."
 
 
+def _some(items: list[str], limit: int) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _blocked_reason(blocked: list[BlockedRule]) -> str:
+    """``el7-nokmem, el7-... could not be evaluated: kmem.accounting_active unknown``.
+
+    Short on purpose (a table cell, a playbook header line); the plan lists
+    every blocked rule with its facts.
+    """
+    facts = list(dict.fromkeys(f for entry in blocked for f in entry.facts))
+    rules = [entry.rule for entry in blocked]
+    return f"{_some(rules, 3)} could not be evaluated: {_some(facts, 4) or 'facts'} unknown"
+
+
+def _status(
+    policy: Policy,
+    results: dict[str, str],
+    blocked: list[BlockedRule],
+    findings: list[Finding],
+    mitigations: list[PlannedMitigation],
+) -> tuple[str, str | None]:
+    if mitigations:
+        return "planned", None
+    if policy.rules and all(r == "not-evaluated" for r in results.values()):
+        facts = list(dict.fromkeys(f for entry in blocked for f in entry.facts))
+        return "undecided", f"no rule could be evaluated: {_some(facts, 4) or 'facts'} unknown"
+    if blocked:
+        return "undecided", _blocked_reason(blocked)
+    critical = [f for f in findings if f.severity == "critical"]
+    if critical:
+        ids = ", ".join(f.id for f in critical)
+        return "attention", f"critical finding(s) {ids} that no mitigation addresses"
+    return "nothing-to-do", None
+
+
 def evaluate_host(policy: Policy, host: HostFacts, explain: bool = True) -> HostPlan:
     """The plan for one host; ``explain=False`` skips the per-rule texts (faster)."""
     if host.error is not None:
         reason = " ".join(str(host.error).split()) or "the host could not be read"
         return HostPlan(
             host=host.host,
-            status="unknown",
+            status="undecided",
             reason=reason,
+            error=reason,
             rules=tuple(
                 RuleResult(r.id, "not-evaluated", f"the host could not be read: {reason}")
                 for r in policy.rules
@@ -47,6 +100,8 @@ def evaluate_host(policy: Policy, host: HostFacts, explain: bool = True) -> Host
         )
 
     results: list[RuleResult] = []
+    judged: dict[str, str] = {}
+    blocked: list[BlockedRule] = []
     findings: dict[str, Finding] = {}
     selected: dict[str, dict[str, Any]] = {}
     unknown: dict[str, Unknown] = {}
@@ -62,19 +117,28 @@ def evaluate_host(policy: Policy, host: HostFacts, explain: bool = True) -> Host
             else:
                 outcomes.append(outcome)
         if misses:
+            judged[rule.id] = "not-matched"
             if explain:
                 detail = "; ".join(o.text for o in misses)
                 results.append(RuleResult(rule.id, "not-matched", detail))
             continue
-        blocked = [o for o in outcomes if o.state == UNKNOWN]
-        if blocked:
-            for outcome in blocked:
+        lacking = [o for o in outcomes if o.state == UNKNOWN]
+        if lacking:
+            judged[rule.id] = "not-evaluated"
+            facts: dict[str, None] = {}
+            for outcome in lacking:
                 for entry in outcome.unknown:
                     unknown.setdefault(entry.fact, entry)
+                    facts.setdefault(entry.fact)
+            if rule.blocks_when_unknown:
+                blocked.append(BlockedRule(rule.id, tuple(facts)))
             if explain:
-                detail = "; ".join(o.text for o in blocked)
+                detail = "; ".join(o.text for o in lacking)
+                if rule.on_unknown == "ignore":
+                    detail += " (on_unknown: ignore, so the host stays decided)"
                 results.append(RuleResult(rule.id, "not-evaluated", detail))
             continue
+        judged[rule.id] = "fired"
         assert all(o.state == MATCH for o in outcomes)
         if explain:
             results.append(RuleResult(rule.id, "fired", "; ".join(o.text for o in outcomes)))
@@ -109,13 +173,17 @@ def evaluate_host(policy: Policy, host: HostFacts, explain: bool = True) -> Host
                 rule=choice["rule"],
             )
         )
+    ordered = sorted(findings.values(), key=lambda f: (_SEVERITY_RANK[f.severity], f.id))
+    status, why = _status(policy, judged, blocked, ordered, mitigations)
     return HostPlan(
         host=host.host,
-        status="planned" if mitigations else "nothing-to-do",
-        findings=tuple(sorted(findings.values(), key=lambda f: (_SEVERITY_RANK[f.severity], f.id))),
+        status=status,
+        reason=why,
+        findings=tuple(ordered),
         mitigations=tuple(mitigations),
         unknown=tuple(unknown[k] for k in sorted(unknown)),
         rules=tuple(results),
+        blocked=tuple(blocked),
     )
 
 

@@ -313,6 +313,7 @@ def _compile(doc: Located) -> tuple[Policy | None, list[str]]:
                 findings=tuple(findings),
                 mitigations=tuple(mitigations),
                 line=doc.line_of(path),
+                on_unknown=raw.get("on_unknown", "block"),
             )
         )
     if problems.items:

@@ -65,6 +65,18 @@ class Rule:
     findings: tuple[FindingSpec, ...]
     mitigations: tuple[MitigationSpec, ...]
     line: int = 0
+    on_unknown: str = "block"  # "ignore": this rule's unknown facts leave the host decided
+
+    @property
+    def blocks_when_unknown(self) -> bool:
+        """Whether this rule, not evaluated, leaves the host undecided.
+
+        It does when it could plan a mitigation or raise a finding of
+        severity warning or above, unless the policy says ``on_unknown: ignore``.
+        """
+        if self.on_unknown == "ignore":
+            return False
+        return bool(self.mitigations) or any(f.severity != "info" for f in self.findings)
 
 
 @dataclass(frozen=True)

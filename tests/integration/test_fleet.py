@@ -22,9 +22,13 @@ from tests.targets.common import podman
 pytestmark = pytest.mark.containers
 
 WATCHED = ("/etc", "/boot", "/var/lib", "/usr/local/sbin")
+PAM_SITE_POLICY = Path(__file__).resolve().parents[1] / "data" / "policies" / "pam-site.yaml"
 
 
 def memcg_fix(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    # the fleet tests plan with a site policy (tests/data/policies/pam-site.yaml)
+    if args and args[0] in ("plan", "apply") and "--policy" not in args:
+        args = (*args, "--policy", str(PAM_SITE_POLICY))
     return subprocess.run(
         [sys.executable, "-m", "remediate", *args],
         capture_output=True,

@@ -160,15 +160,26 @@ def test_an_id_outside_the_catalogue_is_refused_before_anything_runs(
 
 def test_a_runc_no_package_owns_becomes_a_manual_step(debian_target, inventory_path, tmp_path):
     debian_target.write_file(
-        "/usr/local/bin/runc", "#!/bin/sh\necho 'runc version 1.0.0-rc10'\n", mode=0o755
+        "/usr/local/bin/runc", "#!/bin/sh\necho 'runc version 1.0.0-rc94'\n", mode=0o755
     )
+    # the plan's minimum, not a copy of the default, is what the step names
+    # (the role used to say "runc >= 1.0.0-rc94" whatever the plan asked)
     result = run_role(
         tmp_path,
         inventory_path([debian_target]),
-        [{"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}],
+        [{"id": "runc-upgrade", "params": {"min_version": "1.1.12", "package": "runc"}}],
     )
     assert result.returncode == 0, result.describe()
-    assert "/usr/local/bin/runc (version 1.0.0-rc10) comes from no package" in result.output
+    assert ("/usr/local/bin/runc (version 1.0.0-rc94) comes from no package; replace it with "
+            "runc >= 1.1.12 by hand") in " ".join(result.output.split())
+    # a runc-upgrade without the plan's parameters is refused before anything runs
+    before = debian_target.tree_checksums(WATCHED)
+    refused = run_role(tmp_path, inventory_path([debian_target]),
+                       [{"id": "runc-upgrade", "params": {}}])
+    assert refused.returncode != 0
+    assert "missing params: runc-upgrade.min_version, runc-upgrade.package" in " ".join(
+        refused.output.split())
+    assert debian_target.tree_checksums(WATCHED) == before
 
 
 def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(
@@ -195,7 +206,7 @@ def test_a_second_run_waits_for_the_host_lock_then_fails_cleanly(
 
 
 def test_package_minimums_use_the_hosts_own_version_order(debian_target, inventory_path, tmp_path):
-    # memcg_package_status compares with the target's own dpkg --compare-versions
+    # memcg_package_status orders versions as dpkg does (the one comparator, hostside.vercmp)
     installed = debian_target.run(
         ["dpkg-query", "-W", "-f", "${Version}", "bash"], check=True
     ).stdout.decode()

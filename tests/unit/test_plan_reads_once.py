@@ -70,7 +70,8 @@ def fleet(count: int, prefix: str) -> dict[str, Any]:
         entry["host"] = f"{prefix}-{index:03d}"
         facts = entry["facts"]
         if index % 3 == 0 and isinstance(facts.get("pam"), dict):
-            facts["pam"].update(lastlog_active=True, lastlog_writes_wtmp=True)
+            facts["pam"].update(lastlog_active=True, lastlog_writes_wtmp=True,
+                                lastlog_writes_in_session=True)
         if index % 5 == 0 and isinstance(facts.get("runc"), dict):
             facts["runc"]["version"] = "1.0.0-rc10"
         hosts.append(entry)

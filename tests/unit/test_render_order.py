@@ -33,7 +33,7 @@ def test_batches_run_in_host_name_order_and_the_header_says_so():
     assert listed and listed[0] == planned[0], listed
 
 
-def test_an_unknown_hosts_long_reason_stays_within_the_lint_line_limit():
+def test_an_undecided_hosts_long_reason_stays_within_the_lint_line_limit():
     """A host that could not be read is named with its reason in the header;
     an ssh or sudo error is long, and ansible-lint allows 160 columns."""
     from remediate.facts import HostFacts
@@ -47,6 +47,6 @@ def test_an_unknown_hosts_long_reason_stays_within_the_lint_line_limit():
     text = render(plan)
     assert max(len(line) for line in text.splitlines()) <= 160
     header = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
-    assert " ".join(f'host "db-1.example.com": unknown, because {reason}'.split()) in " ".join(
+    assert " ".join(f'host "db-1.example.com": undecided, because {reason}'.split()) in " ".join(
         header.split())
     assert check(text).untouched

@@ -123,7 +123,7 @@ EDITS = [
      _sub(r'^# section-sha256: "apply play settings" [0-9a-f]{64}\n', ""),
      "section 'apply play settings' was edited"),
     ("a comment (a mitigation's rationale)",
-     _sub(r"(?<=#       why: )pam_lastlog writes", "nothing to see here, writes"),
+     _sub(r"(?<=#       why: )For sshd or login", "Nothing to see here"),
      "the header comments or the formatting were edited"),
     ("a comment added at the end",
      lambda text: text + "# reviewed by nobody\n",

@@ -190,13 +190,24 @@ def test_debian_cloud_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert "osrelease" in reasons["kernel"] or "uname" in reasons["kernel"]
 
 
-def test_an_empty_root_is_all_unknown_but_still_a_document(
+def test_a_nearly_empty_root_is_all_unknown_but_still_a_document(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    put(tmp_path, "etc/hostname", "web9\n")
     host = detect(capsys, tmp_path)
-    assert host["host"] == "unknown"
+    assert host["host"] == "web9"
     assert {"kernel", "distro", "cgroup.mode", "memcg", "cmdline", "pam",
             "kernel_log"} <= unknown_facts(host)
     assert all(u["reason"] for u in host["unknown"])
+
+
+def test_a_root_with_nothing_to_read_is_unusable_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # an image directory that is not mounted: the README promises exit 3
+    (tmp_path / "mnt").mkdir()
+    assert main(["detect", "--root", str(tmp_path / "mnt"), "--format", "json"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "nothing memcg-fix reads is there" in captured.err
 
 
 def test_root_reads_nothing_outside_it(capsys: pytest.CaptureFixture[str],
@@ -208,6 +219,7 @@ def test_root_reads_nothing_outside_it(capsys: pytest.CaptureFixture[str],
     os.symlink("/etc/os-release", root / "etc/os-release")
     os.symlink("/proc/cmdline", root / "proc/cmdline")
     os.symlink("/proc/cgroups", root / "proc/cgroups")
+    put(root, "etc/hostname", "inside\n")
     host = detect(capsys, root)
     assert host["facts"]["distro"]["id"] is None
     assert host["facts"]["cmdline"]["raw"] is None
@@ -239,3 +251,109 @@ def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("memcg-fix: detect:")
+
+
+def test_a_tool_that_is_not_installed_is_not_unknown(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    # a package database without runc and kubelet: both are known to be absent
+    root = tmp_path / "no-runc"
+    put(root, "etc/os-release", sample("os_release/debian12.txt"))
+    put(root, "var/lib/dpkg/status",
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\n")
+    host = detect(capsys, root)
+    facts = host["facts"]
+    assert facts["runc"]["installed"] is False and facts["kubelet"]["installed"] is False
+    assert not {"runc.version", "runc.installed", "kubelet.version"} & unknown_facts(host)
+    assert main(["detect", "--root", str(root)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert row.split()[header.split().index("RUNC")] == "none"
+    # no package data at all: whether runc is installed is unknown, and says why
+    bare = tmp_path / "bare"
+    put(bare, "etc/os-release", sample("os_release/debian12.txt"))
+    host = detect(capsys, bare)
+    assert host["facts"]["runc"]["installed"] is None
+    reasons = {u["fact"]: u["reason"] for u in host["unknown"]}
+    assert "no rpm or dpkg package data" in reasons["runc.installed"]
+
+
+def _v1_root(root: Path, release: str) -> None:
+    put(root, "sos_commands/kernel/uname_-a",
+        f"Linux h {release} #1 SMP Mon Jan 1 00:00:00 UTC 2024 x86_64 x86_64 x86_64 GNU/Linux\n")
+    put(root, "proc/1/mountinfo", sample("mountinfo/fedora20-v1.txt"))
+    (root / "sys/fs/cgroup/memory/system.slice").mkdir(parents=True)
+
+
+def test_kmem_accounting_from_per_memcg_slab_caches(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    # an el7 sosreport without memory.kmem.* files, but with the per-memcg
+    # caches that only kmem accounting creates
+    root = tmp_path / "caches"
+    _v1_root(root, "3.10.0-957.27.2.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    for line in sample("slab/ubuntu-docker-memcg-caches.txt").split():
+        (root / line.lstrip("/")).mkdir(parents=True)
+    kmem = detect(capsys, root)["facts"]["kmem"]
+    assert kmem["accounting_active"] is True
+    assert kmem["evidence"].startswith("per-memcg slab caches exist")
+    assert "(602:docker.socket)" in kmem["evidence"]
+
+
+@pytest.mark.parametrize(("cmdline", "active"), [("ro quiet\n", True),
+                                                 ("ro quiet cgroup.memory=nokmem\n", False)])
+def test_kmem_accounting_on_v1_from_4_6_follows_nokmem(capsys, tmp_path, cmdline, active):
+    # RHEL 8's 4.18 on v1: every memcg accounts kmem unless nokmem (b313aeee2509)
+    root = tmp_path / "el8"
+    _v1_root(root, "4.18.0-513.5.1.el8_9.x86_64")
+    put(root, "proc/cmdline", cmdline)
+    host = detect(capsys, root)
+    assert host["facts"]["kmem"]["accounting_active"] is active
+    assert "from 4.6 every v1 memcg accounts kernel memory" in host["facts"]["kmem"]["evidence"]
+    assert "kmem.accounting_active" not in unknown_facts(host)
+
+
+def test_kmem_circumstantial_signs(capsys: pytest.CaptureFixture[str],
+                                  el7_sosreport: Path) -> None:
+    kmem = detect(capsys, el7_sosreport)["facts"]["kmem"]
+    assert kmem["circumstantial"] == [
+        "runc installed 1.0.0-rc10 (package runc 1.0.0-67.rc10.el7_8)"]
+
+
+@pytest.mark.parametrize("sos_file", ["ls_-lt_.sys.kernel.slab", "ls_-alZ_.sys.kernel.slab"])
+def test_kmem_accounting_from_a_sosreports_listing_of_sys_kernel_slab(capsys, tmp_path, sos_file):
+    # a sosreport keeps /sys/kernel/slab only as a listing: `ls -lt` (sos up to
+    # 4.7), `ls -alZ` with SELinux contexts and . and .. (later sos)
+    root = tmp_path / "sos"
+    _v1_root(root, "3.10.0-693.17.1.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    listing = sample("slab/el7-sos-ls-lt-sys-kernel-slab.txt")
+    if "alZ" in sos_file:
+        listing = "".join(
+            line.replace(" root root ", " root root system_u:object_r:sysfs_t:s0 ", 1) + "\n"
+            for line in listing.splitlines())
+        listing += ("drwxr-xr-x. 180 root root system_u:object_r:sysfs_t:s0 0 Feb 20 09:01 .\n"
+                    "dr-xr-xr-x.  13 root root system_u:object_r:sysfs_t:s0 0 Feb 20 09:01 ..\n")
+    put(root, "sos_commands/kernel/" + sos_file, listing)
+    host = detect(capsys, root)
+    kmem = host["facts"]["kmem"]
+    assert kmem["accounting_active"] is True
+    assert kmem["evidence"].startswith("per-memcg slab caches exist")
+    assert (f"sos_commands/kernel/{sos_file}: ip6_dst_cache(0:18479a49f76b66461d8fedd17a6eba"
+            in kmem["evidence"])
+    assert "kmem.accounting_active" not in unknown_facts(host)
+    # the seed's `ls /sys/kernel/slab | wc -l`, from the same listing
+    assert host["facts"]["memory_cost"]["sys_kernel_slab_entries"] == 12
+
+
+def test_circumstantial_signs_are_shown_beside_an_unknown_and_decide_nothing(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # an el7 sosreport with runc rc10 in installed-rpms but no kmem evidence
+    root = tmp_path / "sos"
+    _v1_root(root, "3.10.0-957.27.2.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    put(root, "installed-rpms", f"{'runc-1.0.0-67.rc10.el7_8.x86_64':<59} Tue 03 Nov 2020\n")
+    host = detect(capsys, root)
+    assert host["facts"]["kmem"]["accounting_active"] is None
+    reasons = {u["fact"]: u["reason"] for u in host["unknown"]}
+    assert reasons["kmem.accounting_active"].endswith(
+        "; circumstantial only, deciding nothing: runc installed 1.0.0-rc10 "
+        "(package runc 1.0.0-67.rc10.el7_8)")

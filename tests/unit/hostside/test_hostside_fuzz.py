@@ -59,7 +59,7 @@ TEXT_PARSERS = [
     packages.parse_dpkg_list, packages.parse_dpkg_status, packages.parse_runc_version,
     packages.parse_kubelet_version, packages.upstream_of_package_version, pam.parse_pam_lines,
     pam.file_owner, pam.lastlog_lines, kernel_log.scan_kernel_log, memory_cost.parse_meminfo,
-    memory_cost.parse_slabinfo,
+    memory_cost.parse_slabinfo, memory_cost.parse_ls_names,
 ]
 
 

@@ -346,6 +346,14 @@ def test_kernel_log_kmem_cache_close_sample() -> None:
     assert sigs["kmem_cache_close"]["caches"] == ["slab_test"]
 
 
+def test_kernel_log_kmem_cache_shutdown_sample() -> None:
+    # 4.6 and later (RHEL 8/9, Ubuntu, Debian) name __kmem_cache_shutdown()
+    sigs = kernel_log.scan_kernel_log(sample("dmesg/kmem-cache-shutdown-dax.txt"))
+    assert sigs["kmem_cache_close"]["count"] == 1
+    assert sigs["kmem_cache_close"]["caches"] == ["dax_cache"]
+    assert "__kmem_cache_shutdown()" in sigs["kmem_cache_close"]["last"]
+
+
 def test_kernel_log_memcg_oom_sample() -> None:
     sigs = kernel_log.scan_kernel_log(sample("dmesg/debian12-memcg-oom.txt"))
     assert sigs["memcg_oom"]["count"] == 1

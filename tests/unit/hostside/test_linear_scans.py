@@ -90,7 +90,8 @@ def _oracle(text: str) -> dict[str, object]:
             counts["slub_alloc_failure"] += 1
             last["slub_alloc_failure"] = line
             continue
-        match = re.search(r"Objects remaining in (\S+) on (?:__)?kmem_cache_close\(\)", line)
+        match = re.search(
+            r"Objects remaining in (\S+) on (?:__)?kmem_cache_(?:close|shutdown)\(\)", line)
         if match:
             counts["kmem_cache_close"] += 1
             last["kmem_cache_close"] = line
@@ -122,7 +123,8 @@ def _clip(line: str | None) -> str | None:
 
 FRAGMENTS = [
     "SLUB: Unable to allocate memory on node -1", "SLUB", "Objects remaining in ",
-    " on kmem_cache_close()", " on __kmem_cache_close()", "kmem_cache_close", "oom_memcg=",
+    " on kmem_cache_close()", " on __kmem_cache_close()", " on __kmem_cache_shutdown()",
+    "kmem_cache_shutdown", "kmem_cache_close", "oom_memcg=",
     "/kubepods/a", ",", "killed as a result of limit of ", "Memory cgroup out of memory: ",
     "Killed process 1", "Kill process 2", "cgroup", "CGROUP", "mkdir", "MkDir", "create",
     "creating", "created", "recreate", "failed to create", "ENOSPC", "enomem",

@@ -35,6 +35,7 @@ EXPECT_KEYS = {
     "quotes",
     "unknown",
     "reason",
+    "blocked",
 }
 
 

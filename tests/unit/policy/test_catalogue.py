@@ -96,6 +96,16 @@ def test_the_role_takes_exactly_these_parameters():
     assert {k: list(v) for k, v in declared.items()} == {
         m.id: [p.name for p in m.params] for m in catalogue.CATALOGUE.values()
     }
+    # what the role requires from the plan is among them, and every plan has
+    # it: a required parameter, or one the loader fills in from the
+    # catalogue's defaults (so no task keeps a copy of a default)
+    required = yaml.safe_load(role_vars.read_text(encoding="utf-8"))[
+        "__memcg_remediate_required_params"]
+    for mid, names in required.items():
+        assert set(names) <= set(declared[mid])
+        entry = catalogue.CATALOGUE[mid]
+        always = set(entry.defaults()) | {p.name for p in entry.params if p.required}
+        assert set(names) <= always, (mid, names)
 
 
 @pytest.mark.parametrize(

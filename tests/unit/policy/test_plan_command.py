@@ -57,8 +57,15 @@ def test_every_case_decides_the_same_through_the_command_line(fleet_file):
         assert [m["id"] for m in entry["mitigations"]] == expect["mitigations"], path.name
         fired = sorted(r["rule"] for r in entry["rules"] if r["result"] == "fired")
         assert fired == sorted(expect["fired"]), path.name
-    # the unreachable host is named on stderr; stdout stays pure JSON
-    assert run.stderr.strip() == "memcg-fix: 1 host(s) could not be planned: 'web9'"
+    # undecided hosts are named on stderr, with the reason; stdout stays pure JSON
+    undecided = sorted(h["host"] for h in doc["hosts"] if h["status"] == "undecided")
+    assert "web9" in undecided
+    line = next(x for x in run.stderr.splitlines() if " undecided: " in x)
+    assert line.startswith(f"memcg-fix: {len(undecided)} host(s) undecided: ")
+    named = undecided[:5]  # the first five by name; the rest are counted
+    assert all(f"{host}: " in line for host in named)
+    assert line.endswith(f"; and {len(undecided) - 5} more") == (len(undecided) > 5)
+    assert "need attention: debian12-mkdir-enospc: critical finding(s)" in run.stderr
 
 
 def test_exit_codes(tmp_path, fleet_file):
@@ -69,10 +76,15 @@ def test_exit_codes(tmp_path, fleet_file):
         tmp_path / "planned.json", [cases["el7-1160-done"], cases["el7-old-runc"]]
     )
     unknown_only = write_facts(tmp_path / "unknown.json", [cases["web9"]])
+    critical = write_facts(tmp_path / "critical.json", [cases["debian12-mkdir-enospc"]])
     assert memcg_fix("plan", "--facts", str(quiet)).returncode == 0
     assert memcg_fix("plan", "--facts", str(findings_only)).returncode == 0
     assert memcg_fix("plan", "--facts", str(planned)).returncode == 2
-    assert memcg_fix("plan", "--facts", str(unknown_only)).returncode == 0
+    # nothing planned, but a host could not be read / has a critical finding: 4
+    assert memcg_fix("plan", "--facts", str(unknown_only)).returncode == 4
+    assert memcg_fix("plan", "--facts", str(critical)).returncode == 4
+    # mitigations planned anywhere: 2, whatever the other hosts are
+    assert memcg_fix("plan", "--facts", str(planned), str(unknown_only)).returncode == 2
     # several files are one fleet
     run = memcg_fix("plan", "--facts", str(quiet), str(planned), "--format", "json")
     assert run.returncode == 3
@@ -127,7 +139,11 @@ def test_policy_option_replaces_the_default(tmp_path, fleet_file):
     doc = json.loads(run.stdout)
     assert doc["policy"]["id"] == "site" and doc["policy"]["version"] == "7"
     planned = {h["host"]: h["mitigations"] for h in doc["hosts"] if h["mitigations"]}
-    assert set(planned) == {"el7-old-runc", "el7-everything", "debian12-old-runc"}
+    # every case host with a runc older than 1.0.0-rc94, whatever its kernel
+    assert set(planned) == {"el7-old-runc", "el7-everything", "debian12-old-runc",
+                            "el7-rc10-nokmem", "el7-957-rc10", "rhel8-v1-rc10", "amzn2-414",
+                            "amzn2-510", "ol7-uek5", "sles12sp5", "sles15sp5",
+                            "ubuntu2004-kmem"}
     assert planned["el7-old-runc"][0]["params"] == {"min_version": "1.1.12", "package": "runc"}
 
 
@@ -153,8 +169,9 @@ def test_help_documents_exit_codes_and_examples():
         assert "exit codes" in run.stdout or args[-2:] == ["catalogue", "--help"], args
     plan_help = memcg_fix("plan", "--help").stdout
     for line in (
-        "0  nothing to do",
+        "0  every host was decided and needs nothing",
         "2  mitigations planned",
+        "4  nothing planned, but at least one host is undecided",
         "3  invalid policy or input",
         "1  internal error",
     ):
@@ -180,25 +197,26 @@ def test_catalogue_command_lists_the_catalogue():
 def test_validate_accepts_the_shipped_policy():
     run = memcg_fix("policy", "validate", str(REPO / "policies" / "default.yaml"))
     assert run.returncode == 0
-    assert run.stdout.endswith("ok (policy default 1.0.0, 14 rules)\n")
+    assert run.stdout.endswith("ok (policy default 1.0.0, 15 rules)\n")
 
 
 def test_plan_local_reads_this_machine():
     run = memcg_fix("plan", "--local", "--format", "json", "--explain")
-    assert run.returncode in (0, 2), run.stderr
+    assert run.returncode in (0, 2, 4), run.stderr
     doc = json.loads(run.stdout)
     Draft202012Validator(plan_schema()).validate(doc)
     (host,) = doc["hosts"]
-    assert host["status"] in ("planned", "nothing-to-do")
-    assert len(host["rules"]) == 14
+    assert host["status"] in ("planned", "attention", "undecided", "nothing-to-do")
+    assert len(host["rules"]) == 15
     assert (run.returncode == 2) == bool(host["mitigations"])
 
 
-def test_plan_root_of_an_empty_tree_plans_nothing_and_says_what_it_could_not_read(tmp_path):
+def test_plan_root_of_an_empty_tree_is_undecided_and_says_what_it_could_not_read(tmp_path):
     run = memcg_fix("plan", "--root", str(tmp_path), "--format", "json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 4, run.stderr
     (host,) = json.loads(run.stdout)["hosts"]
-    assert host["status"] == "nothing-to-do" and host["mitigations"] == []
+    assert host["status"] == "undecided" and host["mitigations"] == []
+    assert host["reason"].startswith("no rule could be evaluated: ")
     assert {u["fact"] for u in host["unknown"]} >= {"cgroup.memory_controller"}
     missing = memcg_fix("plan", "--root", str(tmp_path / "nope"))
     assert missing.returncode == 3 and "is not a directory" in missing.stderr
@@ -219,4 +237,4 @@ def test_a_plan_for_10000_hosts_completes(tmp_path):
     assert run.returncode == 2, run.stderr[-500:]
     doc = json.loads(run.stdout)
     assert doc["summary"]["hosts"] == 10_000
-    assert doc["summary"]["planned"] > 1000 and doc["summary"]["unknown"] > 0
+    assert doc["summary"]["planned"] > 1000 and doc["summary"]["undecided"] > 0

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from remediate import policy as policy_api
 from remediate.errors import InputError
 from remediate.facts.model import HostFacts
-from remediate.plan import Plan, canonical_json
+from remediate.plan import STATUSES, Plan, canonical_json
 from remediate.policy.schema import plan_schema
 
 
@@ -53,9 +53,11 @@ def test_json_follows_the_contract(plan):
 
 def test_summary_counts(plan):
     s = plan.summary
-    assert s["hosts"] == len(plan.hosts) == s["planned"] + s["nothing-to-do"] + s["unknown"]
+    assert s["hosts"] == len(plan.hosts) == sum(s[status] for status in STATUSES)
     assert s["reboots"] == sum(1 for h in plan.hosts if any(m.needs_reboot for m in h.mitigations))
-    assert s["unknown"] == 1 and s["planned"] >= 10
+    for status in STATUSES:
+        assert s[status] == sum(1 for h in plan.hosts if h.status == status)
+    assert s["undecided"] >= 1 and s["attention"] >= 1 and s["planned"] >= 10
 
 
 def test_fingerprint_is_sha256_of_the_canonical_decisions(plan):
@@ -140,4 +142,4 @@ def test_skipping_explanations_changes_no_decision(fleet, plan):
     quick = policy_api.evaluate(policy_api.load_default(), fleet, explain=False)
     assert quick.to_json() == plan.to_json()
     assert all(h.rules == () for h in quick.hosts)
-    assert all(len(h.rules) == 14 for h in plan.hosts)
+    assert all(len(h.rules) == 15 for h in plan.hosts)

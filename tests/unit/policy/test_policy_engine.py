@@ -369,13 +369,17 @@ def test_a_broken_host_never_stops_the_fleet():
             runc={"version": ["x"]},
             kernel_log={"signatures": {"memcg_oom": "oops"}},
         ),
-        host("fine", memcg={"dying": 5000, "live": 10}, memcg_fix={"reaper_reclaim": False}),
+        host("fine", memcg={"dying": 5000, "live": 10}, memcg_fix={"reaper_reclaim": False},
+             reclaim={"interface": "memory.reclaim"}),
     ]
     plan = policy_api.evaluate(policy, hosts)
     by_name = {h.host: h for h in plan.hosts}
-    assert by_name["broken"].status == "unknown"
+    assert by_name["broken"].status == "undecided"
     assert by_name["broken"].reason.startswith("module failure")
-    assert by_name["garbage"].status == "nothing-to-do"
+    assert by_name["broken"].error == by_name["broken"].reason
+    # garbage facts decide nothing: the rules that needed them block the host
+    assert by_name["garbage"].status == "undecided"
+    assert "dying-memcgs" in {b.rule for b in by_name["garbage"].blocked}
     assert {u.fact for u in by_name["garbage"].unknown} >= {"memcg.dying", "runc.version"}
     assert [m.id for m in by_name["fine"].mitigations] == ["reclaim-before-rmdir"]
     assert [h.host for h in plan.hosts] == ["broken", "fine", "garbage"]

@@ -136,7 +136,12 @@ def test_any_facts_give_a_host_plan(changes):
     host = HostFacts("fuzz", facts, (Unknown("runc.version", "fuzzed"),))
     for explain in (True, False):
         plan = policy_api.evaluate_host(policy, host, explain)
-        assert plan.status in ("planned", "nothing-to-do")
+        assert plan.status in ("planned", "attention", "undecided", "nothing-to-do")
         assert (plan.status == "planned") == bool(plan.mitigations)
+        # a host is settled only when no rule that could plan or warn lacked facts
+        if plan.status in ("attention", "nothing-to-do"):
+            assert plan.blocked == ()
+        if plan.status == "undecided":
+            assert plan.blocked and plan.reason
         if explain:
             assert len(plan.rules) == len(policy.rules)

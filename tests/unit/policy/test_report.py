@@ -70,7 +70,7 @@ def test_markdown_from_hostile_hosts_renders_inert(plan):
     summary = [row for row in parsed.rows if len(row) == 5][1:]
     assert [row[0] for row in summary] == [_shown(h.host).strip() for h in plan.hosts]
     lone = next(row for row in summary if row[0].startswith("lone-surrogate"))
-    assert lone[1:] == ["unknown", "?", "-", "collector crashed: <pre>\\x00</pre> | ok"]
+    assert lone[1:] == ["undecided", "?", "-", "collector crashed: <pre>\\x00</pre> | ok"]
     # one h2 per host shown, so no newline in a host name started a heading
     assert parsed.tags.count("h2") == 1 + len(plan.hosts)  # "Summary" plus each host
     text = "".join(parsed.text)

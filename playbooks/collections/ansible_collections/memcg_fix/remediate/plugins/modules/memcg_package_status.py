@@ -11,12 +11,19 @@ DOCUMENTATION = r"""
 module: memcg_package_status
 short_description: Is a package installed at or above a minimum version (read-only)?
 description:
-  - Reports the installed versions of a package and whether one is at or above I(min_version),
-    compared by the host's own package manager rules (rpm's C(labelCompare) on rpm hosts,
-    C(dpkg --compare-versions) on dpkg hosts), so no comparator of ours can disagree with yum or apt.
-  - With I(binary), also reports the version the binary on PATH prints and whether a package owns
-    it; a binary from elsewhere (a tarball, a container runtime's bundle) cannot be upgraded by
-    the package manager and needs a manual step.
+  - Reports the installed versions of a package and whether one is at or above I(min_version).
+  - Versions are ordered by memcg-fix's one comparator, the collection's C(hostside.vercmp), which
+    is the code the controller plans with. It follows rpm's C(rpmvercmp) rules on rpm hosts and
+    dpkg's C(verrevcmp) rules on dpkg hosts, each checked against the real C(rpm) and C(dpkg) in
+    memcg-fix's tests.
+    It needs no Python bindings of the package manager, so it runs on any interpreter of the host.
+  - With I(binary), I(min_version) is an upstream version (C(1.0.0-rc94), as a plan gives it) and
+    the module also reports the version the binary on PATH prints and whether a package owns it;
+    I(satisfied) is judged from what actually runs, compared as an upstream version (C(1.0.0-rc94)
+    = C(1.0.0_rc94) = C(1.0.0~rc94) < C(1.0.0) < C(1.1.5)), because distributions spell the same
+    runc differently (C(1.0.0~rc94+dfsg1-1), C(1.0.0-0.rc94.el7)). Without the binary on PATH it
+    judges the upstream part of the newest installed package. A binary from elsewhere (a tarball,
+    a runtime's bundle) cannot be upgraded by the package manager and needs a manual step.
   - For kernels it also reports the running kernel and whether it is at or above the minimum.
 options:
   name:
@@ -24,15 +31,13 @@ options:
     type: str
     required: true
   min_version:
-    description: Minimum version, in the host's package version format (C(3.10.0-1127.el7), C(1.0.0~rc94)).
+    description:
+      - Minimum version. In the host's package version format (C(3.10.0-1127.el7), C(6.1.76-1)),
+        or an upstream version when I(binary) is set (C(1.0.0-rc94)).
     type: str
     required: true
   binary:
-    description:
-      - Executable to inspect as well (C(runc)). When it is on PATH, I(satisfied) is judged from the
-        version it prints (what actually runs), compared as an upstream version (C(1.0.0-rc94) <
-        C(1.0.0) < C(1.1.5)), because distributions spell the same runc differently
-        (C(1.0.0~rc94+dfsg1-1), C(1.0.0-145.rc94.el8)).
+    description: Executable to inspect as well (C(runc)); makes I(min_version) an upstream version.
     type: str
   kernel:
     description: The package is a kernel; compare the running kernel too.
@@ -56,7 +61,7 @@ EXAMPLES = r"""
 - name: Is runc new enough?
   memcg_fix.remediate.memcg_package_status:
     name: runc
-    min_version: 1.0.0~rc94
+    min_version: 1.0.0-rc94
     binary: runc
 """
 
@@ -65,13 +70,19 @@ manager:
   description: The host's package manager, C(rpm) or C(dpkg).
   returned: always
   type: str
+scheme:
+  description: How I(satisfied) was judged, C(rpm), C(dpkg) or C(upstream) (with I(binary)).
+  returned: always
+  type: str
 installed:
   description: Installed versions of the package, newest first.
   returned: always
   type: list
   elements: str
 satisfied:
-  description: An installed version (or, with I(binary) on PATH, the binary's version) is at or above I(min_version).
+  description:
+    - The newest installed version is at or above I(min_version); with I(binary), the version the
+      binary prints, or the upstream part of the newest package when the binary is not on PATH.
   returned: always
   type: bool
 running:
@@ -98,11 +109,12 @@ binary_version:
 
 import os
 import re
-import sys
 from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside import vercmp
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.fileio import which
+from ansible_collections.memcg_fix.remediate.plugins.module_utils.hostside.packages import upstream_of_package_version
 from ansible_collections.memcg_fix.remediate.plugins.module_utils.module_helpers import (
     ModuleFailure,
     finish,
@@ -119,23 +131,6 @@ def _run(argv):
 
 class Rpm(object):
     name = "rpm"
-
-    def __init__(self):
-        try:
-            import rpm  # the host's own bindings: what yum/dnf compare with
-        except ImportError:
-            raise ModuleFailure("the rpm Python bindings are not importable by %s; "
-                                "set ansible_python_interpreter to the platform Python" % sys.executable)
-        self._rpm = rpm
-
-    @staticmethod
-    def _evr(text):
-        epoch, _sep, rest = text.rpartition(":")
-        version, _sep, release = rest.partition("-")
-        return (epoch or "0", version, release or "")
-
-    def compare(self, a, b):
-        return self._rpm.labelCompare(self._evr(a), self._evr(b))
 
     def installed(self, name):
         rc, out, _err = _run(["rpm", "-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", name])
@@ -155,13 +150,6 @@ class Rpm(object):
 
 class Dpkg(object):
     name = "dpkg"
-
-    def compare(self, a, b):
-        for op, value in (("lt", -1), ("eq", 0)):
-            rc, _out, _err = _run(["dpkg", "--compare-versions", a, op, b])
-            if rc == 0:
-                return value
-        return 1
 
     def installed(self, name):
         rc, out, _err = _run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Version}\\n", name])
@@ -187,22 +175,39 @@ def manager():
     raise ModuleFailure("neither rpm (with yum/dnf) nor dpkg is available on this host")
 
 
-_UPSTREAM = re.compile(r"^v?(\d+(?:\.\d+)*)(?:[-~.]?(alpha|beta|rc|a|b)\.?(\d*))?")
+def at_least(version, minimum, scheme):
+    """``version`` >= ``minimum`` in ``scheme``, by the one comparator."""
+    try:
+        return vercmp.compare(version, minimum, scheme) >= 0
+    except vercmp.VersionError as exc:
+        raise ModuleFailure("cannot compare %r with %r: %s" % (version, minimum, exc))
 
 
-def upstream_key(text):
-    """Sort key of an upstream release: ``1.0.0-rc94`` < ``1.0.0`` < ``1.1.5``.
+def newest_first(versions, scheme):
+    """``versions`` sorted newest first (insertion sort: a handful of entries)."""
+    ordered = []
+    for version in versions:
+        position = 0
+        while position < len(ordered) and at_least(ordered[position], version, scheme):
+            position += 1
+        ordered.insert(position, version)
+    return ordered
 
-    >>> upstream_key("1.0.0-rc94") < upstream_key("1.0.0") < upstream_key("1.1.5")
-    True
+
+def judge(installed, min_version, scheme, upstream=False):
+    """``(installed newest first, satisfied)`` for package versions in ``scheme``.
+
+    With ``upstream`` the minimum is an upstream version (runc's
+    ``1.0.0-rc94``) and the newest package is judged by its upstream part
+    (``1.0.0-0.rc94.el7`` -> ``1.0.0-rc94``).
     """
-    match = _UPSTREAM.match(text or "")
-    if not match:
-        return None
-    numbers = [int(n) for n in match.group(1).split(".")]
-    numbers += [0] * (4 - len(numbers))
-    stage = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "rc": 2}.get(match.group(2), 3)
-    return (numbers, stage, int(match.group(3) or 0))
+    ordered = newest_first(installed, scheme)
+    if not ordered:
+        return ordered, False
+    if not upstream:
+        return ordered, at_least(ordered[0], min_version, scheme)
+    head = upstream_of_package_version(ordered[0])
+    return ordered, bool(head) and at_least(head, min_version, "upstream")
 
 
 def binary_version(path):
@@ -214,29 +219,28 @@ def binary_version(path):
 def status(name, min_version, binary, kernel):
     """What the host has of package ``name`` (and ``binary``), against ``min_version``."""
     pm = manager()
-    installed = pm.installed(name)
-    ordered = sorted(installed, key=_cmp_key(pm), reverse=True)
+    upstream = bool(binary)
+    ordered, satisfied = judge(pm.installed(name), min_version, pm.name, upstream=upstream)
     result = dict(
         changed=False,
         manager=pm.name,
+        scheme="upstream" if upstream else pm.name,
         installed=ordered,
-        satisfied=bool(ordered) and pm.compare(ordered[0], min_version) >= 0,
+        satisfied=satisfied,
     )
     if kernel:
         running = pm.running()
         result["running"] = running
-        result["running_satisfied"] = bool(running) and pm.compare(running, min_version) >= 0
+        result["running_satisfied"] = bool(running) and at_least(running, min_version, pm.name)
     if binary:
         path = which(binary)
         result["binary_path"] = path
         result["binary_owned"] = bool(path and pm.owner(os.path.realpath(path)))
         result["binary_version"] = binary_version(path) if path else None
         if path:
-            have, want = upstream_key(result["binary_version"]), upstream_key(min_version)
-            if have is None or want is None:
-                raise ModuleFailure("cannot compare %s's version %r with %r" % (
-                    path, result["binary_version"], min_version))
-            result["satisfied"] = have >= want
+            if not result["binary_version"]:
+                raise ModuleFailure("%s --version printed no version" % path)
+            result["satisfied"] = at_least(result["binary_version"], min_version, "upstream")
     return result
 
 
@@ -252,17 +256,6 @@ def main():
     )
     p = module.params
     finish(module, partial(status, p["name"], p["min_version"], p["binary"], p["kernel"]))
-
-
-def _cmp_key(pm):
-    class Key(object):
-        def __init__(self, value):
-            self.value = value
-
-        def __lt__(self, other):
-            return pm.compare(self.value, other.value) < 0
-
-    return Key
 
 
 if __name__ == "__main__":

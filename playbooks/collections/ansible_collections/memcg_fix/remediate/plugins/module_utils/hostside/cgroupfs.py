@@ -383,6 +383,56 @@ def memory_layout(root="/", mountinfo_text=None, live=True):
     }
 
 
+# memory.reclaim, the only way to reclaim a v2 memory cgroup on demand, came with
+# 5.19 (94968384dde1, "memcg: introduce per-memcg reclaim interface"); vendor
+# kernels may carry it earlier, so the file is what counts when it can be seen.
+RECLAIM_UPSTREAM = (5, 19)
+
+
+def reclaim_interface(root, layout, release_numbers=None):
+    """How the memory cgroups of the host at ``root`` can be reclaimed on demand:
+    ``(interface, evidence)`` with interface ``memory.force_empty`` (v1),
+    ``memory.reclaim`` (v2 that has it), ``none`` (v2 without it) or None.
+
+    ``release_numbers`` (``(5, 15)``) is the running kernel's, used only when
+    the hierarchy's files cannot be seen (a host root without /sys).
+
+    >>> reclaim_interface("/nonexistent", {"memory_controller": "v1"})[0]
+    'memory.force_empty'
+    >>> reclaim_interface("/nonexistent", {"memory_controller": "v2",
+    ...                   "memory_mount": "/sys/fs/cgroup"}, (5, 15))[0]
+    'none'
+    """
+    controller = (layout or {}).get("memory_controller")
+    if controller == "v1":
+        return "memory.force_empty", "cgroup v1 has memory.force_empty in every memory cgroup"
+    if controller != "v2":
+        return None, "the memory controller is not on cgroup v1 or v2"
+    mount = layout.get("memory_mount")
+    seen = []
+    if mount:
+        candidates = [mount]
+        try:
+            candidates += sorted(mount + "/" + name for name in os.listdir(_host_path(root, mount))
+                                 if _isdir(root, mount + "/" + name))[:3]
+        except (OSError, SourceError):
+            pass
+        for directory in candidates:
+            if _isfile(root, directory + "/memory.reclaim"):
+                return "memory.reclaim", "%s/memory.reclaim exists" % directory
+            if _isfile(root, directory + "/memory.max") or _isfile(root,
+                                                                  directory + "/memory.stat"):
+                seen.append(directory)
+    if seen:
+        return "none", ("%s has memory files but no memory.reclaim (added in 5.19)" % seen[0])
+    if release_numbers:
+        has = tuple(release_numbers[:2]) >= RECLAIM_UPSTREAM
+        return ("memory.reclaim" if has else "none",
+                "no cgroup files to probe; kernel %s is %s 5.19, which added memory.reclaim"
+                % (".".join(str(n) for n in release_numbers[:2]), ">=" if has else "<"))
+    return None, "no v2 memory cgroup files to probe and the running kernel is unknown"
+
+
 def count_memcg_dirs(path, link_counts=None, unlisted=None):
     """Directories in the tree at ``path``, counting ``path`` itself.
 

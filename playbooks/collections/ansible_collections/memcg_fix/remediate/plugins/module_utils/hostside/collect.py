@@ -13,10 +13,11 @@ __metaclass__ = type
 import errno
 import os
 import platform
+import re
 import sys
 
 from . import boot as boot_parsers
-from . import cgroupfs, kernel_log, memory_cost, packages
+from . import cgroupfs, kernel_log, memory_cost, packages, pamflow, reaper_config
 from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
@@ -45,6 +46,7 @@ class _Context(object):
         self.boot = None
         self.dpkg = None
         self.rpm_text = None
+        self.slab_entries = None
 
     def missing(self, fact, reason):
         reason = " ".join(str(reason).split()) or "no reason given"
@@ -147,6 +149,23 @@ def section_cgroup(ctx):
                     "the memory controller is on no v1 mount and cgroup.controllers "
                     "of the cgroup2 root could not be read")
     return layout
+
+
+def _release_numbers(ctx):
+    upstream = (ctx.kernel or {}).get("upstream_version")
+    try:
+        return tuple(int(part) for part in upstream.split(".")[:2]) if upstream else None
+    except ValueError:
+        return None
+
+
+def section_reclaim(ctx):
+    """Whether memory cgroups can be reclaimed before removal (memcg-fix-rmdir)."""
+    interface, evidence = cgroupfs.reclaim_interface(ctx.reader.root, ctx.layout,
+                                                     _release_numbers(ctx))
+    if interface is None:
+        ctx.missing("reclaim.interface", evidence)
+    return {"interface": interface, "evidence": evidence}
 
 
 def section_memcg(ctx):
@@ -376,9 +395,78 @@ def _slabinfo_eio(path):
         os.close(fd)
 
 
+# A per-memcg slab cache: "dentry(602:docker.socket)" (<cache>(<memcg id>:<cgroup>)),
+# listed under /sys/kernel/slab/<cache>/cgroup/ (SLUB, 4.x until 5.9) or, on
+# 3.10, at the top of /sys/kernel/slab (a sosreport keeps a listing of it).
+# Only kmem accounting creates them. /proc/slabinfo is read for them too, for
+# a kernel that prints them there; mainline does not since 3.8 ("memcg:
+# aggregate memcg cache values in slabinfo" adds them into the root cache's
+# line), and memory.kmem.slabinfo names them by their root cache.
+_MEMCG_CACHE = re.compile(r"^[^()\s]+\((\d+):[^()]*\)$")
+_MEMCG_CACHE_DIRS = 500  # cache directories probed for a cgroup/ subdirectory
+
+
+def _slab_entries(ctx):
+    """``(names, where)`` of /sys/kernel/slab: listed live or in a host root,
+    or read from a sosreport's listing of it; ``(None, why)`` otherwise."""
+    if ctx.slab_entries is not None:
+        return ctx.slab_entries
+    try:
+        ctx.slab_entries = (ctx.reader.listdir("/sys/kernel/slab"), "/sys/kernel/slab")
+    except SourceError as exc:
+        ctx.slab_entries = (None, str(exc))
+        if not ctx.reader.live:
+            for name in memory_cost.SOS_SLAB_LISTINGS:
+                try:
+                    text = ctx.reader.sos(name)
+                except SourceError:
+                    continue
+                ctx.slab_entries = (memory_cost.parse_ls_names(text), "sos_commands/" + name)
+                break
+    return ctx.slab_entries
+
+
+def _per_memcg_caches(ctx):
+    """Up to a few per-memcg slab cache names, with where they were seen."""
+    found = []
+    names, where = _slab_entries(ctx)
+    names = names or []
+    found.extend("%s: %s" % (where, n) if where.startswith("sos_commands/")
+                 else "/sys/kernel/slab/" + n for n in names if _MEMCG_CACHE.match(n))
+    if where != "/sys/kernel/slab":
+        names = []  # a listing: the cache directories themselves are not there
+    for name in names[:_MEMCG_CACHE_DIRS]:
+        if len(found) >= 3:
+            break
+        try:
+            entries = ctx.reader.listdir("/sys/kernel/slab/%s/cgroup" % name)
+        except SourceError:
+            continue
+        found.extend("/sys/kernel/slab/%s/cgroup/%s" % (name, e) for e in entries[:3]
+                     if _MEMCG_CACHE.match(e))
+    if len(found) < 3:
+        slabinfo = _text_or_none(ctx, "/proc/slabinfo")
+        if slabinfo:
+            found.extend("/proc/slabinfo: " + row["name"]
+                         for row in memory_cost.parse_slabinfo(slabinfo)
+                         if _MEMCG_CACHE.match(row["name"]))
+    return found[:3]
+
+
+def _v1_accounting_by_version(ctx, nokmem):
+    """From 4.6 every v1 memcg accounts kernel memory (b313aeee2509, "mm:
+    memcontrol: enable kmem accounting for all cgroups in the legacy
+    hierarchy") unless cgroup.memory=nokmem is given; before, only a memcg
+    whose kmem limit was set (runc, kubelet) does."""
+    numbers = _release_numbers(ctx)
+    if numbers is None or numbers < (4, 6) or nokmem is None:
+        return None
+    return not nokmem
+
+
 def section_kmem(ctx):
-    result = {"accounting_active": None, "evidence": None, "probed_memcgs": 0,
-              "kmem_limited_memcgs": 0}
+    result = {"accounting_active": None, "evidence": None, "sources": [],
+              "probed_memcgs": 0, "kmem_limited_memcgs": 0, "circumstantial": []}
     layout = ctx.layout or {}
     nokmem = ctx.cmdline["nokmem"] if ctx.cmdline else None
     if layout.get("memory_controller") == "v2":
@@ -394,7 +482,14 @@ def section_kmem(ctx):
     if layout.get("memory_controller") != "v1" or not mount:
         ctx.missing("kmem.accounting_active", "no v1 memory hierarchy to probe")
         return result
+    sources = result["sources"]
+    by_version = _v1_accounting_by_version(ctx, nokmem)
+    if by_version is not None:
+        sources.append("kernel %s on v1 with cgroup.memory=nokmem %s: from 4.6 every v1 memcg "
+                       "accounts kernel memory unless nokmem is given"
+                       % ((ctx.kernel or {}).get("release"), "given" if nokmem else "not given"))
     charged = None
+    limited = None
     probed = 0
     for memcg in _sample_memcgs(ctx, mount):
         usage = _text_or_none(ctx, memcg + "/memory.kmem.usage_in_bytes")
@@ -405,14 +500,26 @@ def section_kmem(ctx):
         try:
             if limit is not None and int(limit.strip()) < _KMEM_UNLIMITED:
                 result["kmem_limited_memcgs"] += 1
+                limited = limited or memcg
             if int(usage.strip()) > 0 and charged is None:
                 charged = (memcg, int(usage.strip()))
         except ValueError:
             continue
     result["probed_memcgs"] = probed
     if charged:
+        sources.append("memory.kmem.usage_in_bytes of %s is %d bytes" % charged)
+    if limited:
+        sources.append("%s has a kmem limit (setting one turns accounting on)" % limited)
+    caches = _per_memcg_caches(ctx)
+    if caches:
+        sources.append("per-memcg slab caches exist (only kmem accounting makes them): %s"
+                       % ", ".join(caches))
+    if by_version is not None:
+        result["accounting_active"] = by_version
+    elif charged or limited or caches:
         result["accounting_active"] = True
-        result["evidence"] = "memory.kmem.usage_in_bytes of %s is %d bytes" % charged
+    if result["accounting_active"] is not None:
+        result["evidence"] = sources[0]
         return result
     if probed and ctx.reader.live:
         first = _sample_memcgs(ctx, mount)[0]
@@ -421,15 +528,29 @@ def section_kmem(ctx):
             result["accounting_active"] = False
             result["evidence"] = ("reading memory.kmem.slabinfo of %s fails with EIO: kmem "
                                   "accounting is inactive" % first)
+            sources.append(result["evidence"])
             return result
-    if probed:
-        ctx.missing("kmem.accounting_active",
-                    "no kernel memory is charged to the %d memcgs probed, which does not "
-                    "tell whether accounting is on" % probed)
-    else:
-        ctx.missing("kmem.accounting_active",
-                    "no non-root memcg with memory.kmem.usage_in_bytes to probe")
+    looked = ("memory.kmem.* of %d memcgs, /sys/kernel/slab and /proc/slabinfo" % probed
+              if probed else "no non-root memcg with memory.kmem.* files, no per-memcg slab "
+                             "cache in /sys/kernel/slab or /proc/slabinfo")
+    ctx.missing("kmem.accounting_active",
+                "nothing shows whether kmem accounting is on (%s)" % looked)
     return result
+
+
+def kmem_circumstantial(facts):
+    """Signs that a runtime turns kmem accounting on, reported as such (they
+    decide nothing): runc before 1.0.0-rc94 sets memory.kmem.limit_in_bytes on
+    every v1 container cgroup (runc#1725, fixed by runc#2840); Docker and
+    kubelet drive runc (kubelet through its vendored libcontainer)."""
+    signs = []
+    for tool in ("runc", "docker", "kubelet"):
+        section = facts.get(tool) or {}
+        if section.get("installed"):
+            signs.append("%s installed%s (%s)" % (
+                tool, " " + section["version"] if section.get("version") else "",
+                section.get("source") or section.get("path") or "found"))
+    return signs
 
 
 # -- packages ---------------------------------------------------------------
@@ -460,7 +581,8 @@ def _rpm_text(ctx):
     if reader.live and reader.isdir("/var/lib/rpm"):
         try:
             text = reader.run(["rpm", "-qa", "kernel", "kernel-uek", "kernel-rt", "runc",
-                               "kubelet", "kubernetes-node"],
+                               "kubelet", "kubernetes-node", "docker", "docker-ce",
+                               "moby-engine"],
                               ok_codes=tuple(range(0, 10)))
         except SourceError:
             text = None
@@ -533,25 +655,43 @@ def _tool_version(ctx, names, parse, package_names):
     return None, None, None
 
 
+def _tool_section(ctx, name, version, path, source):
+    """``{version, path, installed, source}``; a tool that is not installed is
+    ``installed: false`` and not unknown, unless nothing could tell: a host root
+    with no package database and no binary of it."""
+    installed = bool(path or version)
+    if not installed and not ctx.reader.live and not _dpkg_packages(ctx) \
+            and not _rpm_text(ctx):
+        installed = None
+        ctx.missing(name + ".installed", "the host root has no rpm or dpkg package data and "
+                                         "no %s binary, so whether it is installed is unknown"
+                    % name)
+    result = {"version": version, "path": path, "installed": installed, "source": source}
+    if version is None and installed:
+        ctx.missing(name + ".version", source or "%s is installed but gave no version" % name)
+    elif version is None and installed is None:
+        ctx.missing(name + ".version", "whether %s is installed is unknown" % name)
+    return result
+
+
 def section_runc(ctx):
     version, path, source = _tool_version(
         ctx, ("runc", "docker-runc", "/usr/libexec/docker/docker-runc-current"),
         lambda text: packages.parse_runc_version(text)["version"], ("runc", "docker-runc"))
-    result = {"version": version, "path": path, "installed": bool(path or version),
-              "source": source}
-    if version is None and result["installed"]:
-        ctx.missing("runc.version", source or "runc is installed but gave no version")
-    return result
+    return _tool_section(ctx, "runc", version, path, source)
+
+
+def section_docker(ctx):
+    version, path, source = _tool_version(
+        ctx, ("dockerd", "docker"), packages.parse_docker_version,
+        ("docker-ce", "docker", "docker.io", "moby-engine"))
+    return _tool_section(ctx, "docker", version, path, source)
 
 
 def section_kubelet(ctx):
     version, path, source = _tool_version(
         ctx, ("kubelet",), packages.parse_kubelet_version, ("kubelet", "kubernetes-node"))
-    result = {"version": version, "path": path, "installed": bool(path or version),
-              "source": source}
-    if version is None and result["installed"]:
-        ctx.missing("kubelet.version", source or "kubelet is installed but gave no version")
-    return result
+    return _tool_section(ctx, "kubelet", version, path, source)
 
 
 # -- PAM ----------------------------------------------------------------------
@@ -568,6 +708,35 @@ def _pam_module_installed(ctx, module):
     return any(reader.isfile(d + "/" + module) for d in dirs)
 
 
+# The login services whose sessions get a systemd scope of their own.
+LOGIN_SERVICES = ("sshd", "login")
+
+
+def _pam_services(ctx):
+    """Per service, what pam_lastlog does in its session stack (pamflow), and
+    whether it writes wtmp/lastlog inside a login's session scope (sshd, login):
+    ``(services, in_session, why_unknown)``."""
+    def read(name):
+        return _text_or_none(ctx, "/etc/pam.d/" + name)
+
+    services = {}
+    for service in pamflow.SERVICES:
+        if ctx.reader.isfile("/etc/pam.d/" + service):
+            services[service] = pamflow.lastlog_for(read, service)
+    judged = [services[s] for s in LOGIN_SERVICES if s in services]
+    if not judged:
+        return services, None, "neither /etc/pam.d/sshd nor /etc/pam.d/login exists"
+    verdicts = [entry["writes_in_session"] for entry in judged]
+    if True in verdicts:
+        return services, True, None
+    if None in verdicts:
+        reasons = ["%s: %s" % (e["service"], e["error"] or "only on some paths (a condition on "
+                                                          "the user or host)")
+                   for e in judged if e["writes_in_session"] is None]
+        return services, None, "; ".join(reasons)
+    return services, False, None
+
+
 def section_pam(ctx):
     files = []
     lines_all = []
@@ -582,11 +751,19 @@ def section_pam(ctx):
                       "lastlog_lines": lines})
     result = {"files": files, "lastlog_active": None, "lastlog_writes_wtmp": None,
               "lastlog_writes_lastlog": None, "lastlog2": None, "authselect_managed": None,
-              "authconfig_managed": None, "lastlog_module_installed": None}
+              "authconfig_managed": None, "lastlog_module_installed": None, "services": {},
+              "lastlog_writes_in_session": None, "lastlog_session_services": []}
     if not files:
         ctx.missing("pam", "none of %s is readable" % ", ".join(PAM_FILES))
         return result
     classic = [line for line in lines_all if not line["lastlog2"]]
+    services, in_session, why = _pam_services(ctx)
+    result["services"] = services
+    result["lastlog_writes_in_session"] = in_session
+    result["lastlog_session_services"] = [
+        s for s in LOGIN_SERVICES if (services.get(s) or {}).get("writes_in_session")]
+    if in_session is None:
+        ctx.missing("pam.lastlog_writes_in_session", why)
     result.update({
         "lastlog_active": bool(classic),
         "lastlog_writes_wtmp": any(line["writes_wtmp"] for line in lines_all),
@@ -653,59 +830,43 @@ def section_memory_cost(ctx):
             ctx.missing("memory_cost.memcg_slab_cache", "no kmalloc-4k cache in /proc/slabinfo")
     except SourceError as exc:
         ctx.missing("memory_cost.memcg_slab_cache", "/proc/slabinfo: %s" % exc)
-    try:
-        result["sys_kernel_slab_entries"] = len(ctx.reader.listdir("/sys/kernel/slab"))
-    except SourceError as exc:
-        ctx.missing("memory_cost.sys_kernel_slab_entries", str(exc))
+    names, where = _slab_entries(ctx)
+    if names is None:
+        ctx.missing("memory_cost.sys_kernel_slab_entries", where)
+    else:
+        result["sys_kernel_slab_entries"] = len(names)
     return result
 
 
 # -- memcg-fix's own footprint ----------------------------------------------
 
-REAPER_CONF = "/etc/memcg-fix/reaper.conf"
+REAPER_CONF = reaper_config.DEFAULT_CONFIG
 REAPER_BIN = "/usr/local/sbin/memcg-fix-reaper"
 REBOOT_MARKER = "/var/lib/memcg-fix/reboot-required"
 
 
-def parse_reaper_enabled(text):
-    """Which passes of /etc/memcg-fix/reaper.conf are enabled: ``{section: bool}``.
-
-    Sample (as the memcg_remediate role renders it)::
-
-        [reaper]
-        state_dir = /var/lib/memcg-fix
-        [reclaim]
-        enabled = true
-        [drop_caches]
-        enabled = false
-
-    >>> parse_reaper_enabled("[reclaim]\\nenabled = true\\n[drop_caches]\\nenabled = no\\n")
-    {'reclaim': True, 'drop_caches': False}
-    """
-    enabled = {}
-    section = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        key, sep, value = line.partition("=")
-        if sep and section and key.strip() == "enabled":
-            enabled[section] = value.strip().lower() in ("1", "yes", "true", "on")
-    return enabled
-
-
 def section_memcg_fix(ctx):
-    """What memcg-fix itself left on the host: the reaper, a pending reboot."""
+    """What memcg-fix itself left on the host: the reaper, a pending reboot.
+
+    reaper.conf is read by the reaper's own reader (reaper_config), with the
+    same defaults: a ``[reclaim]`` section without ``enabled`` is on. A file
+    the reaper would refuse (exit 2) runs no pass at all.
+    """
     conf = _text_or_none(ctx, REAPER_CONF)
-    enabled = parse_reaper_enabled(conf) if conf is not None else {}
     installed = conf is not None and ctx.reader.isfile(REAPER_BIN)
+    error = None
+    enabled = {"reclaim": False, "drop_caches": False}
+    if installed:
+        try:
+            config = reaper_config.parse_config(conf, REAPER_CONF)
+            enabled = {name: bool(config[name]["enabled"]) for name in enabled}
+        except reaper_config.ConfigError as exc:
+            error = str(exc)
     return {
         "reaper_installed": installed,
-        "reaper_reclaim": bool(installed and enabled.get("reclaim")),
-        "reaper_drop_caches": bool(installed and enabled.get("drop_caches")),
+        "reaper_reclaim": enabled["reclaim"],
+        "reaper_drop_caches": enabled["drop_caches"],
+        "reaper_config_error": error,
         "reboot_required": ctx.reader.isfile(REBOOT_MARKER),
     }
 
@@ -716,11 +877,13 @@ SECTIONS = (
     ("distro", section_distro),
     ("cgroup", section_cgroup),
     ("memcg", section_memcg),
+    ("reclaim", section_reclaim),
     ("cmdline", section_cmdline),
     ("boot", section_boot),
     ("kmem", section_kmem),
     ("kernels", section_kernels),
     ("runc", section_runc),
+    ("docker", section_docker),
     ("kubelet", section_kubelet),
     ("pam", section_pam),
     ("kernel_log", section_kernel_log),
@@ -740,6 +903,13 @@ def collect(reader):
             facts[name] = None
             ctx.missing(name, "internal error while reading it: %s: %s"
                         % (type(exc).__name__, exc))
+    if isinstance(facts.get("kmem"), dict):
+        signs = kmem_circumstantial(facts)
+        facts["kmem"]["circumstantial"] = signs
+        for entry in ctx.unknown:
+            if entry["fact"] == "kmem.accounting_active" and signs:
+                # shown beside the unknown, so a reader sees them, and as what they are
+                entry["reason"] += "; circumstantial only, deciding nothing: " + "; ".join(signs)
     facts["collector"] = {
         "mode": reader.mode,
         "root": None if reader.live else reader.root,

@@ -6,8 +6,9 @@ ones quoted in the reports memcg-fix acts on:
 * ``SLUB: Unable to allocate memory on node -1 (gfp=0xd0)``: slab
   allocation failures of the el7 kmem leak (runc#1725, kubernetes#61937);
 * ``BUG slab_test (...): Objects remaining in slab_test on
-  kmem_cache_close()``: a cache destroyed with live objects, which then shows
-  up twice in /proc/slabinfo;
+  kmem_cache_close()`` (3.10) or ``... on __kmem_cache_shutdown()`` (4.6 and
+  later: RHEL 8/9, Ubuntu, Debian): a cache destroyed with live objects,
+  which then shows up twice in /proc/slabinfo;
 * ``Memory cgroup out of memory: Killed process 4045 (bigleak2)`` with the
   ``oom_memcg=`` path of the preceding ``oom-kill:`` line (3.10 kernels say
   ``Kill process`` and ``killed as a result of limit of <memcg>``);
@@ -32,7 +33,10 @@ _LIST_MAX = 50
 # quantifier over the line; what is collected is kept in sets, never searched
 # in lists. A kernel log is read by anyone who can run logger(1).
 _SLUB = "SLUB: Unable to allocate memory on node"
-_CACHE_CLOSE = re.compile(r"Objects remaining in (\S+) on (?:__)?kmem_cache_close\(\)")
+# 3.10 (el7) says kmem_cache_close(); from 4.6 (52b4b950b507, "mm: slab: free
+# kmem_cache_node after destroy sysfs file") SLUB says __kmem_cache_shutdown()
+_CACHE_CLOSE = re.compile(
+    r"Objects remaining in (\S+) on (?:__)?kmem_cache_(?:close|shutdown)\(\)")
 _OOM = re.compile(r"Memory cgroup out of memory: Kill(?:ed)? process")
 _OOM_MEMCG = re.compile(r"oom_memcg=([^,\s]+)")
 _OOM_MEMCG_OLD = re.compile(r"killed as a result of limit of (\S+)")
@@ -46,7 +50,8 @@ _MKDIR_ERRNO = re.compile(r"(?i)no space left on device|cannot allocate memory|E
 
 # A line can match a signature only if it holds one of these ("Memory cgroup
 # out of memory" and every mkdir failure hold "cgroup").
-_NEEDLES = ("SLUB", "kmem_cache_close", "oom_memcg=", "as a result of limit of", "cgroup")
+_NEEDLES = ("SLUB", "kmem_cache_close", "kmem_cache_shutdown", "oom_memcg=",
+            "as a result of limit of", "cgroup")
 
 SIGNATURES = ("slub_alloc_failure", "kmem_cache_close", "memcg_oom", "cgroup_mkdir_failure")
 
@@ -140,7 +145,7 @@ def scan_kernel_log(text):
             result["slub_alloc_failure"]["count"] += 1
             result["slub_alloc_failure"]["last"] = _clip(line)
             continue
-        if "kmem_cache_close" in line:
+        if "Objects remaining" in line:
             match = _CACHE_CLOSE.search(line)
             if match:
                 result["kmem_cache_close"]["count"] += 1

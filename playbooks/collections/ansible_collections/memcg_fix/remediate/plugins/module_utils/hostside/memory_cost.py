@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 # Caches a struct mem_cgroup lands in, in the order we look for them.
 MEMCG_CACHES = ("kmalloc-4k", "kmalloc-4096", "kmalloc-8k", "kmalloc-8192", "kmalloc-2k",
                 "kmalloc-2048")
@@ -100,3 +102,38 @@ def memcg_cache(caches):
         if name in by_name:
             return name, by_name[name]["active_objs"]
     return None, None
+
+
+# "... root root 0 Feb  7 05:23 NAME" and "... Dec  6  2019 NAME": what follows
+# ls -l's date is the entry's name ("NAME -> TARGET" for a symlink).
+_LS_DATE = re.compile(r"\s[A-Z][a-z][a-z] +\d{1,2} +(?:\d{1,2}:\d\d|\d{4}) ")
+SOS_SLAB_LISTINGS = ("kernel/ls_-lt_.sys.kernel.slab", "kernel/ls_-alZ_.sys.kernel.slab")
+
+
+def parse_ls_names(text):
+    """Entry names of an ``ls -l`` listing of one directory, in its order.
+
+    sosreport keeps /sys/kernel/slab only as a listing: ``ls -lt
+    /sys/kernel/slab`` (``sos_commands/kernel/ls_-lt_.sys.kernel.slab``;
+    sos 4.8 and later list it with ``ls -alZ``). Sample lines of a 3.10 SLUB
+    host, where a per-memcg cache is a symlink to a merged cache::
+
+        total 0
+        lrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry(602:docker.socket) -> :t-0000192
+        drwxr-xr-x 2 root root 0 Feb  7 05:23 :t-0000192
+
+    >>> parse_ls_names("total 0\nlrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry(6:a) -> :t-0000192\n"
+    ...                "drwxr-xr-x. 2 root root system_u:object_r:sysfs_t:s0 0 Dec  6  2019 .\n")
+    ['dentry(6:a)']
+    """
+    names = []
+    for line in text.splitlines():
+        if not line or line[0] not in "-dlcbps":  # "total 0", errors, blank lines
+            continue
+        match = _LS_DATE.search(line)
+        if not match:
+            continue
+        name = line[match.end():].partition(" -> ")[0]
+        if name and name not in (".", ".."):
+            names.append(name)
+    return names

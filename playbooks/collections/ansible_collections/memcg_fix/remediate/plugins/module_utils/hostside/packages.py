@@ -180,6 +180,22 @@ def parse_runc_version(text):
     return facts
 
 
+def parse_docker_version(text):
+    """Parse ``docker --version`` / ``dockerd --version``.
+
+    Sample, Docker on CentOS 7 (docker/for-linux#841)::
+
+        Docker version 19.03.5, build 633a0ea
+
+    >>> parse_docker_version("Docker version 19.03.5, build 633a0ea\\n")
+    '19.03.5'
+    >>> parse_docker_version("nope") is None
+    True
+    """
+    match = re.search(r"Docker version v?(\d+\.\d+[\w.+~-]*?)(?:,|\s|$)", text)
+    return match.group(1) if match else None
+
+
 def parse_kubelet_version(text):
     """Parse ``kubelet --version`` (``Kubernetes v1.28.2``) into ``1.28.2``.
 

@@ -49,6 +49,8 @@ def parse_pam_lines(text):
     >>> r = parse_pam_lines("#%PAM-1.0\\nsession     [default=1]   pam_lastlog.so nowtmp showfailed\\n# session required pam_x.so\\n")
     >>> r[0]["type"], r[0]["control"], r[0]["module"], r[0]["args"]
     ('session', '[default=1]', 'pam_lastlog.so', ['nowtmp', 'showfailed'])
+    >>> parse_pam_lines("session\\t\\tinclude\\t\\tpostlogin\\n")[0]["control"]
+    'include'
     """  # noqa: E501 (real sample lines)
     rules = []
     for line in _logical_lines(text):
@@ -57,13 +59,15 @@ def parse_pam_lines(text):
         if not line:
             continue
         if line.startswith("@include"):
+            words = line.split(None, 1)
             rules.append({"type": "@include", "control": None,
-                          "module": line.split(None, 1)[1] if " " in line else None, "args": []})
+                          "module": words[1].strip() if len(words) > 1 else None, "args": []})
             continue
-        first, _sp, rest = line.partition(" ")
-        rest = rest.strip()
-        if not rest:
+        # fields are separated by any whitespace: EL's su and su-l use tabs
+        fields = line.split(None, 1)
+        if len(fields) < 2:
             continue
+        first, rest = fields[0], fields[1].strip()
         rule_type = first.lstrip("-").lower()
         match = _CONTROL.match(rest)
         if not match:
