@@ -44,14 +44,7 @@ import time
 from . import cgroupfs
 from . import rmdir as rmdir_mod
 from .fileio import SourceError, run_command
-from .reaper_config import (  # noqa: F401 - the reaper's config API, re-exported
-    DEFAULT_CONFIG,
-    OPTIONS,
-    ConfigError,
-    defaults,
-    load_config,
-    parse_config,
-)
+from .reaper_config import DEFAULT_CONFIG, ConfigError, load_config
 from .safeedit import EditError, atomic_write
 
 PROG = "memcg-fix-reaper"
