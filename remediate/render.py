@@ -31,6 +31,7 @@ from typing import Any, Final
 import yaml
 
 from . import __version__
+from .catalogue import ORDER
 from .errors import InputError
 from .plan import Plan, canonical_json
 from .resources import ROLE_FQCN
@@ -298,8 +299,13 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         f"(first batch is the canary); max_fail_percentage: {options.max_fail_percentage}",
         "# hosts run in name order: the canary is the first planned host below"
         + (" (with --limit, the first one the limit keeps)" if len(planned) > 1 else ""),
-        "# order on each host: kernel-upgrade, nokmem, pam-lastlog, runc-upgrade,",
-        "#   reclaim-before-rmdir, drop-caches, then reboot (only with consent), then verify",
+        *textwrap.wrap(
+            ", ".join(ORDER) + ", then reboot (only with consent), then verify",
+            width=85,
+            initial_indent="# order on each host: ",
+            subsequent_indent="#   ",
+            break_on_hyphens=False,
+        ),
         "#",
         "# Run it:  memcg-fix apply -i INVENTORY --playbook THIS_FILE [--reboot-ok]",
         "#   or as an AWX/Tower job template with this repository as its project",
