@@ -33,7 +33,7 @@ import yaml
 from . import __version__
 from .catalogue import ORDER
 from .errors import InputError
-from .plan import Plan, canonical_json
+from .plan import Plan, canonical_json, decisions_of, fingerprint_of
 from .resources import ROLE_FQCN
 from .text import encodable, shown
 
@@ -170,11 +170,11 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
     # Ids and parameter names come from the closed catalogue; host names and
     # parameter values are data from outside and are tagged !unsafe.
     plan_data = {
-        Unsafe(h.host): [
-            {"id": m.id, "params": {k: _unsafe(v) for k, v in sorted(m.params.items())}}
-            for m in h.mitigations
+        Unsafe(host): [
+            {"id": m["id"], "params": {k: _unsafe(v) for k, v in sorted(m["params"].items())}}
+            for m in mitigations
         ]
-        for h in sorted(plan.hosts, key=lambda h: h.host)
+        for host, mitigations in plan.host_decisions().items()
     }
     select = {
         "name": SELECT_PLAY,
@@ -447,16 +447,13 @@ def check(text: str) -> PlaybookCheck:
     if not isinstance(plan_data, dict):
         raise InputError("not a memcg-fix playbook: memcg_fix_plan is not a mapping")
     fingerprint = (fields.get("plan-fingerprint") or [""])[0].strip()
-    decisions = {
-        "policy": {"id": policy[0], "version": policy[1] if len(policy) > 1 else ""},
-        "hosts": [{"host": h, "mitigations": plan_data[h]} for h in sorted(plan_data)],
-    }
-    if "sha256:" + hashlib.sha256(canonical_json(decisions)).hexdigest() != fingerprint:
+    policy_version = policy[1] if len(policy) > 1 else ""
+    if fingerprint_of(decisions_of(policy[0], policy_version, plan_data)) != fingerprint:
         problems.append("the plan data no longer matches the plan fingerprint in the header")
     return PlaybookCheck(
         fingerprint=fingerprint,
         policy_id=policy[0],
-        policy_version=policy[1] if len(policy) > 1 else "",
+        policy_version=policy_version,
         policy_sha256=policy[2].removeprefix("sha256:") if len(policy) > 2 else "",
         plan=plan_data,
         problems=tuple(dict.fromkeys(problems)),

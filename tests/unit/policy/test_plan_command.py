@@ -12,7 +12,7 @@ from casefiles import case_files, host_entry, load_case
 from jsonschema import Draft202012Validator
 
 from remediate import catalogue, cli
-from remediate.policy.schema import plan_schema
+from remediate.schemas import plan_schema
 
 REPO = Path(__file__).resolve().parents[3]
 FACTS = REPO / "tests" / "data" / "facts"

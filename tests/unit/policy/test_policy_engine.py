@@ -16,8 +16,8 @@ from remediate import catalogue
 from remediate import policy as policy_api
 from remediate.errors import InputError
 from remediate.facts.model import HostFacts, Unknown
-from remediate.policy.schema import plan_schema, policy_schema
 from remediate.policy.source import json_path, parse
+from remediate.schemas import plan_schema, policy_schema
 
 REPO = Path(__file__).resolve().parents[3]
 
