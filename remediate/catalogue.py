@@ -2,13 +2,19 @@
 
 A policy selects mitigations by id and may set their documented parameters;
 it can never name a command. The role implements exactly these ids
-(``tasks/<id>.yml``) and takes exactly these parameters. docs/design.md has
-the same table for readers; :func:`describe` renders this one.
+(``tasks/<id>.yml``) and takes exactly these parameters.
 
-``ORDER`` is the fixed order of mitigations inside one host's plan: a kernel
-upgrade first (nokmem must land on the new kernel's boot entry too), then
-the boot argument, then the cheap user-space fixes, and the global
-page-cache drop last because it is the most disruptive.
+This module is the one source of the ids, their order, parameters, reboot
+and risk. The JSON Schemas' enums, the role's argument specs and private
+vars and the table in docs/design.md are written from it by
+``python -m tests.catalogue_files --write``, and a test fails when any of
+them drifts (docs/extending.md: what adding a mitigation takes).
+
+``ORDER`` is the fixed order of mitigations inside one host's plan, the
+order of the entries below: a kernel upgrade first (nokmem must land on the
+new kernel's boot entry too), then the boot argument, then the cheap
+user-space fixes, and the global page-cache drop last because it is the
+most disruptive.
 """
 
 from __future__ import annotations
@@ -22,14 +28,6 @@ from . import versions
 
 RISKS: Final = ("low", "medium", "high")
 DISRUPTIONS: Final = ("none", "low", "high", "reboot")
-ORDER: Final = (
-    "kernel-upgrade",
-    "nokmem",
-    "pam-lastlog",
-    "runc-upgrade",
-    "reclaim-before-rmdir",
-    "drop-caches",
-)
 
 
 @dataclass(frozen=True)
@@ -239,6 +237,7 @@ _CATALOGUE: Final = (
 
 CATALOGUE: Final[Mapping[str, Mitigation]] = MappingProxyType({m.id: m for m in _CATALOGUE})
 IDS: Final = tuple(CATALOGUE)
+ORDER: Final = IDS  # the entries' order is the order inside a host's plan
 
 _TIMESPAN_UNITS: Final = ("us", "ms", "s", "sec", "m", "min", "h", "hr", "d", "w")
 

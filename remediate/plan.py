@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -23,6 +23,7 @@ from typing import Any, Final
 from . import __version__
 from .errors import InputError
 from .facts.model import Unknown
+from .schemas import plan_validator, short_message
 
 SCHEMA_VERSION: Final = 1
 # planned: mitigations to apply. attention: nothing to apply, but a critical
@@ -172,21 +173,47 @@ class Plan:
         """Hosts that keep ``plan`` from exiting 0 even when nothing is planned."""
         return tuple(h for h in self.hosts if h.status in ("undecided", "attention"))
 
-    def decisions(self) -> dict[str, Any]:
-        """The part of the plan the fingerprint covers (docs/design.md)."""
+    def host_decisions(self) -> dict[str, list[dict[str, Any]]]:
+        """Per host, the mitigation ids with their parameters: what a playbook carries."""
         return {
-            "policy": {"id": self.policy.id, "version": self.policy.version},
-            "hosts": [
-                {
-                    "host": h.host,
-                    "mitigations": [{"id": m.id, "params": dict(m.params)} for m in h.mitigations],
-                }
-                for h in sorted(self.hosts, key=lambda h: h.host)
-            ],
+            h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations]
+            for h in sorted(self.hosts, key=lambda h: h.host)
         }
 
+    def decisions(self) -> dict[str, Any]:
+        """The part of the plan the fingerprint covers (docs/design.md)."""
+        return decisions_of(self.policy.id, self.policy.version, self.host_decisions())
+
     def fingerprint(self) -> str:
-        return "sha256:" + hashlib.sha256(canonical_json(self.decisions())).hexdigest()
+        return fingerprint_of(self.decisions())
+
+    def changes_since(self, recorded: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+        """Hosts whose decisions here are not covered by ``recorded`` (host ->
+        [{id, params}], the decisions of the plan a playbook was rendered from).
+
+        A host whose decisions are a subset of the recorded ones has only made
+        progress (an earlier, interrupted apply already fixed part of it), and
+        re-running the reviewed playbook on it is safe: that is not a change.
+        Anything new (a mitigation, other parameters, a host the recorded plan
+        did not know, a planned host that cannot be read now) is.
+        """
+        fresh = self.host_decisions()
+        unreadable = {h.host: h.error for h in self.hosts if h.error is not None}
+        changes = []
+        for host in sorted(set(fresh) | set(recorded)):
+            if host in unreadable and recorded.get(host):
+                changes.append(f"{host}: planned, but it cannot be read now ({unreadable[host]})")
+                continue
+            if host not in fresh:
+                continue  # outside this run's inventory or --limit
+            if host not in recorded:
+                changes.append(f"{host}: not in the plan")
+                continue
+            if any(m not in recorded[host] for m in fresh[host]):
+                before = ", ".join(str(m["id"]) for m in recorded[host]) or "nothing"
+                after = ", ".join(str(m["id"]) for m in fresh[host]) or "nothing"
+                changes.append(f"{host}: planned {before}, now {after}")
+        return changes
 
     def to_json(self, explain: bool = False) -> dict[str, Any]:
         return {
@@ -201,10 +228,6 @@ class Plan:
     @classmethod
     def from_json(cls, obj: Any) -> Plan:
         """Read a plan written by ``to_json`` (checked against the shipped schema)."""
-        # imported here because remediate.policy imports this module
-        from .facts.schema import short_message
-        from .policy.schema import plan_validator
-
         errors = sorted(plan_validator().iter_errors(obj), key=lambda e: list(e.absolute_path))
         if errors:
             where = "".join(
@@ -258,6 +281,22 @@ class Plan:
                 "it was edited after memcg-fix wrote it; plan again"
             )
         return plan
+
+
+def decisions_of(
+    policy_id: str, policy_version: str, hosts: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """The fingerprinted decisions: the policy's id and version, and per host
+    (sorted by name) its mitigations as ``{id, params}``."""
+    return {
+        "policy": {"id": policy_id, "version": policy_version},
+        "hosts": [{"host": h, "mitigations": list(hosts[h])} for h in sorted(hosts)],
+    }
+
+
+def fingerprint_of(decided: Mapping[str, Any]) -> str:
+    """The fingerprint of :func:`decisions_of` (as a plan or a playbook header carries it)."""
+    return "sha256:" + hashlib.sha256(canonical_json(decided)).hexdigest()
 
 
 def sort_hosts(hosts: Iterable[HostPlan]) -> tuple[HostPlan, ...]:

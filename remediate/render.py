@@ -31,8 +31,9 @@ from typing import Any, Final
 import yaml
 
 from . import __version__
+from .catalogue import ORDER
 from .errors import InputError
-from .plan import Plan, canonical_json
+from .plan import Plan, canonical_json, decisions_of, fingerprint_of
 from .resources import ROLE_FQCN
 from .text import encodable, shown
 
@@ -169,11 +170,11 @@ def _plays(plan: Plan, options: RenderOptions) -> list[dict[str, Any]]:
     # Ids and parameter names come from the closed catalogue; host names and
     # parameter values are data from outside and are tagged !unsafe.
     plan_data = {
-        Unsafe(h.host): [
-            {"id": m.id, "params": {k: _unsafe(v) for k, v in sorted(m.params.items())}}
-            for m in h.mitigations
+        Unsafe(host): [
+            {"id": m["id"], "params": {k: _unsafe(v) for k, v in sorted(m["params"].items())}}
+            for m in mitigations
         ]
-        for h in sorted(plan.hosts, key=lambda h: h.host)
+        for host, mitigations in plan.host_decisions().items()
     }
     select = {
         "name": SELECT_PLAY,
@@ -298,8 +299,13 @@ def _header(plan: Plan, options: RenderOptions, sections: Mapping[str, str]) -> 
         f"(first batch is the canary); max_fail_percentage: {options.max_fail_percentage}",
         "# hosts run in name order: the canary is the first planned host below"
         + (" (with --limit, the first one the limit keeps)" if len(planned) > 1 else ""),
-        "# order on each host: kernel-upgrade, nokmem, pam-lastlog, runc-upgrade,",
-        "#   reclaim-before-rmdir, drop-caches, then reboot (only with consent), then verify",
+        *textwrap.wrap(
+            ", ".join(ORDER) + ", then reboot (only with consent), then verify",
+            width=85,
+            initial_indent="# order on each host: ",
+            subsequent_indent="#   ",
+            break_on_hyphens=False,
+        ),
         "#",
         "# Run it:  memcg-fix apply -i INVENTORY --playbook THIS_FILE [--reboot-ok]",
         "#   or as an AWX/Tower job template with this repository as its project",
@@ -441,16 +447,13 @@ def check(text: str) -> PlaybookCheck:
     if not isinstance(plan_data, dict):
         raise InputError("not a memcg-fix playbook: memcg_fix_plan is not a mapping")
     fingerprint = (fields.get("plan-fingerprint") or [""])[0].strip()
-    decisions = {
-        "policy": {"id": policy[0], "version": policy[1] if len(policy) > 1 else ""},
-        "hosts": [{"host": h, "mitigations": plan_data[h]} for h in sorted(plan_data)],
-    }
-    if "sha256:" + hashlib.sha256(canonical_json(decisions)).hexdigest() != fingerprint:
+    policy_version = policy[1] if len(policy) > 1 else ""
+    if fingerprint_of(decisions_of(policy[0], policy_version, plan_data)) != fingerprint:
         problems.append("the plan data no longer matches the plan fingerprint in the header")
     return PlaybookCheck(
         fingerprint=fingerprint,
         policy_id=policy[0],
-        policy_version=policy[1] if len(policy) > 1 else "",
+        policy_version=policy_version,
         policy_sha256=policy[2].removeprefix("sha256:") if len(policy) > 2 else "",
         plan=plan_data,
         problems=tuple(dict.fromkeys(problems)),

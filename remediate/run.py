@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -274,33 +275,23 @@ def run_playbook(
             raise InputError(f"inventory not found: {item}")
         inventories.append(str(path.resolve()))
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmdline = []
-    for inv in inventories:
-        cmdline += ["-i", inv]
-    if check:
-        cmdline.append("--check")
-    if diff:
-        cmdline.append("--diff")
-    env = {
+    flags = (["--check"] if check else []) + (["--diff"] if diff else [])
+    env = _ansible_env(
         # the bundled collection first; the caller's collections stay reachable
-        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
             p for p in (str(collections_path()), os.environ.get("ANSIBLE_COLLECTIONS_PATH")) if p
         ),
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_NOCOLOR": "True",
-        "ANSIBLE_FORCE_COLOR": "False",
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-    }
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_FORCE_COLOR="False",
+    )
     collector = _Collector(on_event)
-    # ansible-runner finds ansible-playbook on PATH: make it the one installed
-    # next to memcg-fix (a venv that is not on the caller's PATH).
-    _binary("ansible-playbook")
-    os.environ["PATH"] = env["PATH"]
+    _binary("ansible-playbook")  # a clear error when Ansible is not installed
     runner = ansible_runner.run(
         private_data_dir=str(data_dir),
         ident=ident or uuid.uuid4().hex[:12],
         playbook=str(playbook),
-        cmdline=" ".join(_quote(c) for c in cmdline),
+        inventory=inventories,
+        cmdline=" ".join(flags) or None,  # fixed option names, nothing to quote
         limit=limit,
         forks=forks,
         extravars=dict(extravars or {}),
@@ -323,10 +314,18 @@ def run_playbook(
     )
 
 
-def _quote(text: str) -> str:
-    import shlex
+def _ansible_env(**extra: str) -> dict[str, str]:
+    """The environment Ansible runs with, on top of the caller's (left unchanged).
 
-    return shlex.quote(text)
+    The Ansible installed next to memcg-fix (a venv that need not be on the
+    caller's PATH) comes first on PATH: ansible-runner starts
+    ``ansible-playbook`` by name, looked up on the PATH it is given.
+    """
+    return {
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_NOCOLOR": "True",
+        **extra,
+    }
 
 
 # How facts are collected from an inventory (``--via``): the action that
@@ -417,46 +416,84 @@ def _last_line(path: Path) -> str:
     return _one_line(lines[-1])[:300] if lines else f"see {path}"
 
 
+def _inventory_listing(inventory: Sequence[str], limit: str | None) -> tuple[str, str, int]:
+    """``ansible-inventory --list`` (JSON) of ``inventory``, through ansible-runner:
+    (stdout, stderr, rc).
+
+    ansible_runner.get_inventory() would be the natural call, but it takes no
+    ``--limit`` and looks ``ansible-inventory`` up on the caller's PATH, which
+    need not hold the venv memcg-fix runs in; run_command() takes the
+    executable by path and the arguments as a list.
+    """
+    import ansible_runner  # imported late: it is slow to import and not needed offline
+
+    args = ["--list"]
+    for item in inventory:
+        args += ["-i", item]
+    if limit:
+        args += ["--limit", limit]
+    env = _ansible_env(ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_LOCALHOST_WARNING="False")
+    with tempfile.TemporaryDirectory(prefix="memcg-fix-inventory-") as private, open(
+        os.devnull, encoding="utf-8"
+    ) as devnull:
+        # stdin from /dev/null: ansible refuses a non-blocking stdin (one a
+        # parent process left in O_NONBLOCK), and it never needs ours here
+        out, err, rc = ansible_runner.run_command(
+            executable_cmd=_binary("ansible-inventory"),
+            cmdline_args=args,
+            envvars=env,
+            private_data_dir=private,
+            runner_mode="subprocess",
+            input_fd=devnull,
+            timeout=_INVENTORY_TIMEOUT,
+            quiet=True,
+        )
+    return str(out or ""), str(err or ""), int(rc if rc is not None else 1)
+
+
+_INVENTORY_TIMEOUT = 300
+_TIMED_OUT = 254  # ansible-runner's return code for a command it stopped at its timeout
+
+
+def _listed_hosts(listing: Mapping[str, Any]) -> list[str]:
+    """Every host of an ``ansible-inventory --list`` document, in first-seen order."""
+    hosts: dict[str, None] = {}
+    for group in listing.values():
+        if isinstance(group, Mapping):
+            hosts.update(dict.fromkeys(str(h) for h in group.get("hosts") or ()))
+    meta = listing.get("_meta")
+    if isinstance(meta, Mapping):
+        hosts.update(dict.fromkeys(str(h) for h in meta.get("hostvars") or {}))
+    return list(hosts)
+
+
 def list_hosts(inventory: Sequence[str], limit: str | None = None) -> list[str]:
     """The hosts ``inventory`` (with ``limit``) names, or a clear InputError."""
-    import subprocess
-
-    argv = [_binary("ansible"), "all", "--list-hosts"]
     for item in inventory:
         if not Path(item).exists():
             raise InputError(f"inventory not found: {item}")
-        argv += ["-i", item]
-    if limit:
-        argv += ["--limit", limit]
-    env = dict(
-        os.environ,
-        ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
-        ANSIBLE_NOCOLOR="True",
-        ANSIBLE_LOCALHOST_WARNING="False",
-    )
-    try:
-        # stdin from /dev/null: ansible refuses a non-blocking stdin (one a
-        # parent process left in O_NONBLOCK), and it never needs ours here
-        proc = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-            timeout=300, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InputError("reading the inventory took more than 300 s") from exc
-    if proc.returncode != 0:
-        detail = _parse_failure(proc.stderr + proc.stdout) or next(
-            (
-                line.strip()
-                for line in (proc.stderr + proc.stdout).splitlines()
-                if "ERROR" in line or "rror" in line
-            ),
-            proc.stderr.strip()[:300],
+    out, err, rc = _inventory_listing(inventory, limit)
+    if rc == _TIMED_OUT:
+        raise InputError(f"reading the inventory took more than {_INVENTORY_TIMEOUT} s")
+    listing: Any = None
+    if rc == 0:
+        try:
+            listing = json.loads(out)
+        except ValueError:
+            listing = None
+    if not isinstance(listing, Mapping):
+        detail = _parse_failure(err + out) or next(
+            (line.strip() for line in (err + out).splitlines() if "rror" in line),
+            err.strip()[:300] or f"ansible-inventory exited with {rc}",
         )
         raise InputError(f"cannot use the inventory {', '.join(inventory)}: {_one_line(detail)}")
-    hosts = [line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()]
+    hosts = _listed_hosts(listing)
+    if not hosts and limit:
+        raise InputError(
+            f"cannot use the inventory {', '.join(inventory)}: --limit {limit!r} matches no host"
+        )
     if not hosts:
-        what = f" with --limit {limit!r}" if limit else ""
-        raise InputError(f"the inventory {', '.join(inventory)}{what} matches no host")
+        raise InputError(f"the inventory {', '.join(inventory)} matches no host")
     unsafe = [h for h in hosts if _UNSAFE_HOST_NAME.search(h)]
     if unsafe:
         # ansible-core 2.16 evaluates a host name holding "{{ ... }}" wherever

@@ -6,11 +6,9 @@ import argparse
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from .. import policy as policy_api
 from ..errors import InputError
-from ..plan import Plan
 from ..policy.model import Policy
 from ..render import APPLY_PLAY, PlaybookCheck, check
 from ..report import terminal_safe
@@ -140,33 +138,3 @@ def verify_signature(playbook: Path, signature: Path) -> tuple[bool, str]:
         return False, "gpg timed out"
     last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return proc.returncode == 0, last
-
-
-def decision_changes(recorded: PlaybookCheck, plan: Plan) -> list[str]:
-    """Hosts whose fresh decisions are not covered by the playbook's plan.
-
-    A host whose fresh decisions are a subset of the recorded ones has only
-    made progress (an earlier, interrupted apply already fixed part of it),
-    and re-running the reviewed playbook on it is safe: that is not a change.
-    Anything new (a mitigation, other parameters, a host the plan did not
-    know, a host that cannot be read now) is.
-    """
-    fresh: dict[str, list[dict[str, Any]]] = {
-        h.host: [{"id": m.id, "params": dict(m.params)} for m in h.mitigations] for h in plan.hosts
-    }
-    unreadable = {h.host: h.error for h in plan.hosts if h.error is not None}
-    changes = []
-    for host in sorted(set(fresh) | set(recorded.plan)):
-        if host in unreadable and recorded.plan.get(host):
-            changes.append(f"{host}: planned, but it cannot be read now ({unreadable[host]})")
-            continue
-        if host not in fresh:
-            continue  # outside this run's inventory or --limit
-        if host not in recorded.plan:
-            changes.append(f"{host}: not in the plan")
-            continue
-        if any(m not in recorded.plan[host] for m in fresh[host]):
-            before = ", ".join(str(m["id"]) for m in recorded.plan.get(host, [])) or "nothing"
-            after = ", ".join(str(m["id"]) for m in fresh[host]) or "nothing"
-            changes.append(f"{host}: planned {before}, now {after}")
-    return changes

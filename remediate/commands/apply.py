@@ -15,7 +15,6 @@ from . import tell
 from ._fleet import (
     add_inventory_args,
     add_via_arg,
-    decision_changes,
     load_policy,
     out_dir,
     progress_printer,
@@ -124,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     )
     fresh = policy_api.evaluate(policy, facts)
     changes = (
-        decision_changes(recorded, fresh) if fresh.fingerprint() != recorded.fingerprint else []
+        fresh.changes_since(recorded.plan) if fresh.fingerprint() != recorded.fingerprint else []
     )
     if changes:
         message = (

@@ -12,14 +12,14 @@ silently; tests compare both on valid and fuzzed documents.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from functools import cache, partial
 from typing import Any
 
 import jsonschema
 
-from ..resources import schema_path
+from ..schemas import load, short_message
+from ..schemas import validator as reference_validator
 
 Check = Callable[[Any], bool]
 
@@ -177,25 +177,10 @@ class _Compiler:
 
 
 @cache
-def load(name: str) -> dict[str, Any]:
-    with open(schema_path(name), encoding="utf-8") as handle:
-        schema: dict[str, Any] = json.load(handle)
-    jsonschema.validators.validator_for(schema).check_schema(schema)
-    return schema
-
-
-@cache
 def fast_checker(name: str) -> Check:
     """The compiled checker of shipped schema ``name`` (True = valid)."""
     schema = load(name)
     return _Compiler(schema).compile(schema)
-
-
-@cache
-def reference_validator(name: str) -> Any:
-    """The jsonschema validator of shipped schema ``name`` (for messages)."""
-    schema = load(name)
-    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def first_error(name: str, document: Any) -> tuple[str, str] | None:
@@ -206,15 +191,3 @@ def first_error(name: str, document: Any) -> tuple[str, str] | None:
     if error is None:  # pragma: no cover - the compiled subset and jsonschema disagree
         return ("$", "does not match the schema")
     return (error.json_path, short_message(error))
-
-
-def short_message(error: jsonschema.exceptions.ValidationError, limit: int = 200) -> str:
-    """The error's message with the offending value shortened: a wrong ``hosts``
-    would otherwise quote the whole fleet in a one-line error."""
-    message = error.message
-    if len(message) <= limit:
-        return message
-    value = repr(error.instance)
-    if value in message:
-        return message.replace(value, value[:60] + "..." + value[-1:], 1)
-    return message[: limit - 3] + "..."

@@ -22,9 +22,9 @@ from .. import catalogue, versions
 from ..errors import PolicyError
 from ..facts import known_fact_paths
 from ..resources import default_policy_path
+from ..schemas import policy_validator
 from . import conditions
 from .model import FACT_PATH, PLACEHOLDER, FindingSpec, MitigationSpec, Policy, Rule, Template
-from .schema import policy_validator
 from .source import JsonPath, Located, json_path, read
 
 _SHORT: Final = 60

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from remediate.catalogue import ORDER
 from remediate.resources import collection_dir, role_dir
 
 ROLE = role_dir()
@@ -45,14 +44,6 @@ def test_the_readme_documents_every_public_variable_with_its_default():
     for name, value in defaults.items():
         shown = rows[name].strip().strip("`")
         assert shown == (str(value).lower() if isinstance(value, bool) else str(value)), name
-
-
-def test_the_mitigation_ids_are_the_catalogue_and_each_has_its_task_file():
-    choices = _specs()["memcg_remediate_mitigations"]["options"]["id"]["choices"]
-    assert tuple(choices) == ORDER
-    assert tuple(_load("vars/main.yml")["__memcg_remediate_order"]) == ORDER
-    for mitigation in ORDER:
-        assert (ROLE / "tasks" / f"{mitigation}.yml").is_file(), mitigation
 
 
 def _task_files_text() -> str:

@@ -11,8 +11,8 @@ import pytest
 from casefiles import case_files, host_entry, load_case
 from jsonschema import Draft202012Validator
 
-from remediate import cli
-from remediate.policy.schema import plan_schema
+from remediate import catalogue, cli
+from remediate.schemas import plan_schema
 
 REPO = Path(__file__).resolve().parents[3]
 FACTS = REPO / "tests" / "data" / "facts"
@@ -182,14 +182,7 @@ def test_catalogue_command_lists_the_catalogue():
     run = memcg_fix("policy", "catalogue", "--format", "json")
     assert run.returncode == 0
     rows = json.loads(run.stdout)
-    assert [r["id"] for r in rows] == [
-        "kernel-upgrade",
-        "nokmem",
-        "pam-lastlog",
-        "runc-upgrade",
-        "reclaim-before-rmdir",
-        "drop-caches",
-    ]
+    assert [r["id"] for r in rows] == list(catalogue.ORDER)
     table = memcg_fix("policy", "catalogue").stdout
     assert "grace_seconds (integer, default 300)" in table
 

@@ -14,7 +14,7 @@ from remediate import policy as policy_api
 from remediate.errors import InputError
 from remediate.facts.model import HostFacts
 from remediate.plan import STATUSES, Plan, canonical_json
-from remediate.policy.schema import plan_schema
+from remediate.schemas import plan_schema
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,61 @@ def test_skipping_explanations_changes_no_decision(fleet, plan):
     assert quick.to_json() == plan.to_json()
     assert all(h.rules == () for h in quick.hosts)
     assert all(len(h.rules) == 15 for h in plan.hosts)
+
+
+def test_the_playbook_check_recomputes_the_plans_own_fingerprint(plan):
+    """render.check() and the plan share one fingerprint: an untouched
+    playbook's recorded decisions give back the plan's fingerprint."""
+    from remediate.plan import decisions_of, fingerprint_of
+    from remediate.render import check, render
+
+    checked = check(render(plan))
+    assert checked.untouched
+    assert checked.plan == plan.host_decisions()
+    assert checked.fingerprint == plan.fingerprint() == fingerprint_of(
+        decisions_of(plan.policy.id, plan.policy.version, checked.plan)
+    )
+
+
+def _host(name, mitigations=(), error=None):
+    from types import MappingProxyType
+
+    from remediate.plan import HostPlan, PlannedMitigation
+
+    return HostPlan(
+        host=name,
+        status="undecided" if error else ("planned" if mitigations else "nothing-to-do"),
+        error=error,
+        mitigations=tuple(
+            PlannedMitigation(mid, MappingProxyType(params), False, "low", "none", "why", (), "r")
+            for mid, params in mitigations
+        ),
+    )
+
+
+def test_changes_since_names_what_the_recorded_decisions_do_not_cover():
+    from remediate.plan import PolicyRef
+
+    recorded = {
+        "done": [{"id": "nokmem", "params": {}}, {"id": "pam-lastlog", "params": {"method": "x"}}],
+        "same": [{"id": "nokmem", "params": {}}],
+        "moved": [{"id": "pam-lastlog", "params": {"method": "noupdate"}}],
+        "gone": [{"id": "nokmem", "params": {}}],
+        "elsewhere": [{"id": "nokmem", "params": {}}],
+    }
+    fresh = Plan(
+        PolicyRef("p", "1", ""),
+        hosts=(
+            _host("done", [("nokmem", {})]),  # part of it applied already: progress
+            _host("same", [("nokmem", {})]),
+            _host("moved", [("pam-lastlog", {"method": "comment"})]),  # other parameters
+            _host("gone", error="unreachable"),
+            _host("new", [("nokmem", {})]),
+        ),
+    )
+    assert fresh.changes_since(recorded) == [
+        "gone: planned, but it cannot be read now (unreachable)",
+        "moved: planned pam-lastlog, now pam-lastlog",
+        "new: not in the plan",
+    ]
+    assert fresh.changes_since(fresh.host_decisions()) == []

@@ -48,11 +48,13 @@ def parse_slabinfo(text):
     """Parse /proc/slabinfo (version 2.1) into a list of caches.
 
     Each item is ``{name, active_objs, num_objs, objsize}``. A name can occur
-    twice: a cache destroyed with objects still in it stays, and its
-    replacement is added (seed 001: two ``slab_test`` rows).
+    twice: a cache destroyed with objects still in it stays (Linux 3.10's
+    kmem_cache_destroy() in mm/slab_common.c puts it back on the cache list
+    after SLUB's "Objects remaining in ... on kmem_cache_close()"), and its
+    replacement is added: two ``slab_test`` rows after a module is reloaded.
 
     Sample, /proc/slabinfo of this project's Debian 12 host, and the
-    duplicate rows of seed 001 (3.10.0-514.26.2.el7)::
+    duplicate rows of such a reloaded module on 3.10.0-514.26.2.el7::
 
         slabinfo - version: 2.1
         # name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
