@@ -12,7 +12,7 @@ and returns exactly what ``memcg_facts`` returns.
 The collector goes on the command's stdin where the connection can carry it
 (as Ansible's pipelining sends a module), so the command itself, which sudo
 logs on the host in full, is a few hundred bytes; elsewhere it is inside the
-command (about 47 KB; a sudo with ``requiretty`` gets that form too, after
+command (about 64 KB; a sudo with ``requiretty`` gets that form too, after
 refusing the first).
 
 The command finds the target's Python the way Ansible does: an explicit
