@@ -101,7 +101,7 @@ def _private_dir(path, uid):
 
 def _cache_path(spec):
     """(directory, file) of a ``DIRECTORY/KEY`` cache argument, or None."""
-    directory, _, key = spec.rpartition("/")
+    directory, key = spec.rsplit("/", 1) if "/" in spec else ("", "")
     if not directory.startswith("/") or not key.isalnum():
         return None
     return directory, os.path.join(directory, "%s-%s.code" % (key, _cache_tag()))
