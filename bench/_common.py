@@ -155,7 +155,8 @@ def tree_memory_kb(root: int) -> tuple[int, int, str]:
 
 
 def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path: Path,
-                 timeout: float = 7200, sample_seconds: float = 1.0) -> Measured:
+                 timeout: float = 7200, sample_seconds: float = 1.0,
+                 cwd: Path | None = None) -> Measured:
     """Run ``argv`` with stdout to a file; its wall and CPU time and its memory.
 
     Memory, sampled every ``sample_seconds`` from /proc: the peak RSS
@@ -173,7 +174,7 @@ def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path
             tempfile.TemporaryFile("w+", encoding="utf-8") as err:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=out, cwd=cwd,
                                 stderr=err)
 
         def sample() -> None:

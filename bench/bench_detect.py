@@ -43,6 +43,18 @@ than exactly one.
     python bench/bench_detect.py --containers 0 --runs 3 --scale-hosts 0
     python bench/bench_detect.py --out p1.json
 
+``--baseline REF`` adds the same measurements of an earlier version, in
+the same run: the repository at git ``REF`` (``git archive``) runs as
+``memcg_facts_raw_before`` (its gather-raw.yml and collection) and
+``detect_before`` (its ``memcg-fix detect -i``), interleaved with the
+others, so that before and after are compared under the same load.
+
+The raw path keeps the compiled collector on each host (its code cache, by
+default /var/cache/memcg-fix): every arm runs once untimed first, so the
+rounds measure a host that has run detection before; the process arm also
+runs the raw command without the cache (``memcg_facts_raw_nocache``: what a
+host's first run costs, less the cache write).
+
 The containers are started (tests.targets.target.start_containers) and
 removed at the end, also on error or Ctrl-C.
 """
@@ -95,6 +107,10 @@ EXPECTED_ACTION = {"ping": "ping", "memcg_facts": "memcg_facts",
 # does not amortise; these arms also run against one host, and the cost of
 # one more host is (T(all) - T(one)) / (hosts - 1), paired per round.
 SLOPE_ARMS = ("ping", "memcg_facts_raw", "setup")
+# --baseline: the same arms of an earlier version
+BEFORE = "_before"
+EXPECTED_ACTION["memcg_facts_raw_before"] = "memcg_facts_raw"
+EXPECTED_ACTION["detect_before"] = "memcg_facts_raw"
 ONE_HOST = "@1"
 COLLECTION = REPO / "playbooks" / "collections" / "ansible_collections" / "memcg_fix" / "remediate"
 
@@ -118,28 +134,46 @@ def beyond_text(data: dict[str, Any], unit: str, digits: int = 3) -> str:
             f"+{fmt(data['memcg_facts_extra'], unit, digits)}: {data['ratio']:.2f}x")
 
 
-def raw_action() -> ModuleType:
+def raw_action(collection: Path = COLLECTION) -> ModuleType:
     """The memcg_facts_raw action plugin's module (it builds the one shell command)."""
-    path = COLLECTION / "plugins" / "action" / "memcg_facts_raw.py"
-    spec = importlib.util.spec_from_file_location("memcg_facts_raw_action", path)
+    path = collection / "plugins" / "action" / "memcg_facts_raw.py"
+    spec = importlib.util.spec_from_file_location(f"memcg_facts_raw_action_{id(path)}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def raw_command() -> tuple[str, str]:
+def raw_command(collection: Path = COLLECTION, cache: bool = True) -> tuple[str, str]:
     """The shell command memcg_facts_raw sends to a host whose Python is
-    /usr/bin/python3, and its stdin."""
-    action = raw_action()
+    /usr/bin/python3, and its stdin (with the default code cache, where the
+    version has one, unless ``cache`` is False)."""
+    action = raw_action(collection)
     if action._SHIPPED is None:
         raise SystemExit(action._LOAD_ERROR)
     payload, bootstrap = action._SHIPPED
-    command, in_data = action.remote_command(["/usr/bin/python3"], [], payload, bootstrap, "/")
+    default_cache = getattr(action, "DEFAULT_CODE_CACHE", None)
+    options = {"cache": default_cache} if cache and default_cache else {}
+    command, in_data = action.remote_command(["/usr/bin/python3"], [], payload, bootstrap, "/",
+                                             **options)
     return command, in_data.decode("ascii")
 
 
-def write_playbooks(tmp: Path) -> dict[str, Path]:
+def extract_baseline(ref: str, tmp: Path) -> Path:
+    """The repository at git ``ref``, as files under ``tmp`` (git archive)."""
+    import subprocess
+
+    target = tmp / "baseline"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True,
+                             check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def write_playbooks(tmp: Path, baseline: Path | None = None) -> dict[str, Path]:
     ping = [{"name": "Ansible's per-module floor: one ping", "hosts": "all",
              "gather_facts": False, "become": True,
              "tasks": [{"name": "Ping", "ansible.builtin.ping": None}]}]
@@ -150,6 +184,8 @@ def write_playbooks(tmp: Path) -> dict[str, Path]:
              "memcg_facts_raw": REPO / "playbooks" / "gather-raw.yml"}
     paths["ping"].write_text(yaml.safe_dump(ping, sort_keys=False))
     paths["setup"].write_text(yaml.safe_dump(setup, sort_keys=False))
+    if baseline is not None:
+        paths["memcg_facts_raw_before"] = baseline / "playbooks" / "gather-raw.yml"
     return paths
 
 
@@ -202,28 +238,37 @@ def check_document(name: str, text: str, hosts: list[str]) -> None:
 
 
 def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[str, Path],
-                runs: int, forks: int, tmp: Path, with_detect: bool) -> dict[str, Any]:
+                runs: int, forks: int, tmp: Path, with_detect: bool,
+                baseline: Path | None = None) -> dict[str, Any]:
+    before = ("memcg_facts_raw_before", *(("detect_before",) if with_detect else ()),
+              f"memcg_facts_raw_before{ONE_HOST}") if baseline is not None else ()
     arms = [*PLAYBOOK_ARMS, *(DETECT_ARMS if with_detect else ()),
-            *(f"{arm}{ONE_HOST}" for arm in SLOPE_ARMS)]
+            *(f"{arm}{ONE_HOST}" for arm in SLOPE_ARMS), *before]
     raw: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     warm_up(inventory, playbooks["ping"], forks)
+    # untimed: every raw arm's hosts keep their compiled collector from here on
+    for raw_arm in ("memcg_facts_raw", *(("memcg_facts_raw_before",) if before else ())):
+        timed_run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks", str(forks),
+                   str(playbooks[raw_arm])], env=arm_env(raw_arm, {}, baseline))
     for round_index in range(runs):
         for arm in rotated(arms, round_index):
             records_path = tmp / f"{name}-{arm}-{round_index}.jsonl"
-            env = ansible_env({"MEMCG_FIX_BENCH_TASKS": str(records_path)})
+            env = arm_env(arm, {"MEMCG_FIX_BENCH_TASKS": str(records_path)}, baseline)
             arm_hosts = hosts[:1] if arm.endswith(ONE_HOST) else hosts
-            if arm in DETECT_ARMS:
+            cwd = None
+            if arm in DETECT_ARMS or arm == "detect_before":
                 out_dir = tmp / f"{name}-{arm}-{round_index}"
-                argv = detect_argv(inventory, forks, DETECT_ARMS[arm], out_dir)
+                argv = detect_argv(inventory, forks, DETECT_ARMS.get(arm, "raw"), out_dir)
+                cwd = baseline if arm == "detect_before" else REPO
             else:
                 argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
                         str(forks), "--limit", ",".join(arm_hosts),
                         str(playbooks[arm.removesuffix(ONE_HOST)])]
-            result = timed_run(argv, env=env)
+            result = timed_run(argv, env=env, cwd=cwd)
             if result.returncode != 0:
                 raise SystemExit(f"{name}/{arm} exited {result.returncode}:\n"
                                  f"{(result.stdout + result.stderr)[-3000:]}")
-            if arm in DETECT_ARMS:
+            if arm in DETECT_ARMS or arm == "detect_before":
                 counted = detect_module_runs(out_dir)
                 check_document(f"{name}/{arm}", result.stdout, hosts)
                 seconds: list[float] = []
@@ -240,6 +285,13 @@ def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[st
                   f"{result.wall:6.2f} s wall {result.cpu:6.2f} s CPU  ({load_note()})",
                   flush=True)
     return analyse(name, len(hosts), raw, runs)
+
+
+def arm_env(arm: str, extra: dict[str, str], baseline: Path | None) -> dict[str, str]:
+    """The arm's environment: an earlier version's arms find its collection."""
+    if baseline is not None and BEFORE in arm:
+        extra = {**extra, "ANSIBLE_COLLECTIONS_PATH": str(baseline / "playbooks" / "collections")}
+    return ansible_env(extra)
 
 
 def warm_up(inventory: Path, ping: Path, forks: int, attempts: int = 5) -> None:
@@ -307,6 +359,25 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
                 marginal("setup", key), marginal("memcg_facts_raw", key))
             ratios[f"one_more_host_ping_over_raw_{key}"] = _paired(
                 marginal("ping", key), marginal("memcg_facts_raw", key))
+    if "memcg_facts_raw_before" in raw:
+        ratios["setup_over_raw_before_wall"] = _paired(wall["setup"],
+                                                       wall["memcg_facts_raw_before"])
+        ratios["setup_over_raw_before_cpu"] = _paired(cpu["setup"],
+                                                      cpu["memcg_facts_raw_before"])
+        ratios["raw_before_over_raw_wall"] = _paired(wall["memcg_facts_raw_before"],
+                                                     wall["memcg_facts_raw"])
+        ratios["raw_before_over_raw_cpu"] = _paired(cpu["memcg_facts_raw_before"],
+                                                    cpu["memcg_facts_raw"])
+        if hosts > 1:
+            for key in ("wall", "cpu"):
+                before = marginal("memcg_facts_raw_before", key)
+                out["arms"]["memcg_facts_raw_before"][f"one_more_host_{key}_s"] = summary(before)
+                ratios[f"one_more_host_setup_over_raw_before_{key}"] = _paired(
+                    marginal("setup", key), before)
+    if "detect_before" in raw:
+        ratios["setup_over_detect_before_wall"] = _paired(wall["setup"], wall["detect_before"])
+        ratios["detect_before_over_detect_wall"] = _paired(wall["detect_before"],
+                                                           wall["detect"])
     for arm in DETECT_ARMS:
         if arm in raw:
             ratios[f"setup_over_{arm}_wall"] = _paired(wall["setup"], wall[arm])
@@ -316,7 +387,7 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
     return out
 
 
-def module_payloads(playbooks: dict[str, Path], tmp: Path
+def module_payloads(playbooks: dict[str, Path], tmp: Path, baseline: Path | None = None
                     ) -> dict[str, tuple[list[str], str]]:
     """The command each arm runs on a host: AnsiballZ files kept from one real
     run (ping, memcg_facts, setup) and memcg_facts_raw's shell command."""
@@ -337,6 +408,12 @@ def module_payloads(playbooks: dict[str, Path], tmp: Path
         commands[arm] = (["/usr/bin/python3", str(found[-1])], "")
     command, stdin = raw_command()
     commands["memcg_facts_raw"] = (["/bin/sh", "-c", command], stdin)
+    timed_run(["/bin/sh", "-c", command], stdin=stdin)  # untimed: the code cache is kept
+    command, stdin = raw_command(cache=False)
+    commands["memcg_facts_raw_nocache"] = (["/bin/sh", "-c", command], stdin)
+    if baseline is not None:
+        command, stdin = raw_command(baseline / COLLECTION.relative_to(REPO))
+        commands["memcg_facts_raw_before"] = (["/bin/sh", "-c", command], stdin)
     return commands
 
 
@@ -359,7 +436,13 @@ def measure_processes(commands: dict[str, tuple[list[str], str]], runs: int
         "setup_over_raw_cpu": _paired(cpu["setup"], cpu["memcg_facts_raw"]),
         "ping_over_raw_cpu": _paired(cpu["ping"], cpu["memcg_facts_raw"]),
         "module_over_raw_cpu": _paired(cpu["memcg_facts"], cpu["memcg_facts_raw"]),
+        "setup_over_raw_nocache_cpu": _paired(cpu["setup"], cpu["memcg_facts_raw_nocache"]),
     }
+    if "memcg_facts_raw_before" in cpu:
+        out["ratios"]["setup_over_raw_before_cpu"] = _paired(cpu["setup"],
+                                                             cpu["memcg_facts_raw_before"])
+        out["ratios"]["raw_before_over_raw_cpu"] = _paired(cpu["memcg_facts_raw_before"],
+                                                           cpu["memcg_facts_raw"])
     return out
 
 
@@ -372,6 +455,9 @@ def processes_report(result: dict[str, Any]) -> str:
     lines.append(f"  CPU: setup / raw {fmt(ratios['setup_over_raw_cpu'], 'x')}, ping / raw "
                  f"{fmt(ratios['ping_over_raw_cpu'], 'x')}, memcg_facts / raw "
                  f"{fmt(ratios['module_over_raw_cpu'], 'x')}")
+    for key, value in ratios.items():
+        if "nocache" in key or "before" in key:
+            lines.append(f"  {key}: {fmt(value, 'x')}")
     return "\n".join(lines)
 
 
@@ -410,6 +496,15 @@ def report(result: dict[str, Any]) -> str:
     lines.append(f"  setup / memcg_facts: wall {fmt(ratios['setup_over_module_wall'], 'x')}, "
                  f"CPU{cpu_note} {fmt(ratios['setup_over_module_cpu'], 'x')}; memcg_facts / "
                  f"ping wall {fmt(ratios['module_over_ping_wall'], 'x')}")
+    for key, value in ratios.items():
+        if "before" in key:
+            lines.append(f"  {key}: {fmt(value, 'x')}")
+    if "memcg_facts_raw_before" in result["arms"] and "one_more_host_wall_s" in \
+            result["arms"]["memcg_facts_raw_before"]:
+        data = result["arms"]["memcg_facts_raw_before"]
+        lines.append(f"  one more host, memcg_facts_raw_before wall "
+                     f"{fmt(data['one_more_host_wall_s'], ' s', 3)}  CPU "
+                     f"{fmt(data['one_more_host_cpu_s'], ' s', 3)}")
     for arm in DETECT_ARMS:
         if f"setup_over_{arm}_wall" in ratios:
             lines.append(f"  setup / whole `memcg-fix detect -i --via {DETECT_ARMS[arm]}`: wall "
@@ -420,7 +515,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def measure_scale(count: int, forks: int, runs: int, tmp: Path,
-                  with_ping: bool) -> dict[str, Any]:
+                  with_ping: bool, baseline: Path | None = None) -> dict[str, Any]:
     """Whole commands on ``count`` local aliases: time, CPU and controller memory."""
     inventory = tmp / f"scale-{count}.yml"
     hosts = local_inventory(inventory, count, prefix="bench-scale")
@@ -432,19 +527,21 @@ def measure_scale(count: int, forks: int, runs: int, tmp: Path,
     }
     if with_ping:
         arms["ping"] = [*adhoc, "-m", "ansible.builtin.ping"]
+    if baseline is not None:
+        arms["detect_before"] = detect_argv(inventory, forks, "raw", tmp / "scale-detect")
     rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
-    env = ansible_env()
     for round_index in range(runs):
         for arm in rotated(list(arms), round_index):
             for leftover in (tmp / "scale-detect", tmp / "scale-detect-module"):
                 _remove_tree(leftover)
             out = tmp / f"scale-{arm}.out"
-            result = measured_run(arms[arm], env=env, stdout_path=out)
+            result = measured_run(arms[arm], env=arm_env(arm, {}, baseline), stdout_path=out,
+                                  cwd=baseline if arm == "detect_before" else REPO)
             text = out.read_text(encoding="utf-8", errors="replace")
             if result.returncode != 0:
                 raise SystemExit(f"scale/{arm} exited {result.returncode}:\n"
                                  f"{(text + result.stderr)[-3000:]}")
-            if arm in DETECT_ARMS:
+            if arm in DETECT_ARMS or arm == "detect_before":
                 check_document(f"scale/{arm}", text, hosts)
             else:
                 ok = sum(1 for line in text.splitlines() if " | SUCCESS" in line)
@@ -483,6 +580,11 @@ def measure_scale(count: int, forks: int, runs: int, tmp: Path,
     }
     if with_ping:
         out["ratios"]["ping_over_detect_wall"] = _paired(wall["ping"], wall["detect"])
+    if baseline is not None:
+        out["ratios"]["setup_over_detect_before_wall"] = _paired(wall["setup"],
+                                                                 wall["detect_before"])
+        out["ratios"]["detect_before_over_detect_wall"] = _paired(wall["detect_before"],
+                                                                  wall["detect"])
     return out
 
 
@@ -523,6 +625,9 @@ def main() -> int:
     parser.add_argument("--scale-runs", type=int, default=3)
     parser.add_argument("--scale-ping", action="store_true",
                         help="add `ansible all -b -m ping` to the scale arm")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also measure the raw path of git REF (an earlier version) in "
+                             "the same rounds")
     parser.add_argument("--out", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     on_signals_exit()
@@ -532,15 +637,17 @@ def main() -> int:
     print(f"machine: {info}", flush=True)
     with tempfile.TemporaryDirectory(prefix="memcg-fix-bench-detect-") as tmp_name:
         tmp = Path(tmp_name)
-        playbooks = write_playbooks(tmp)
+        baseline = extract_baseline(args.baseline, tmp) if args.baseline else None
+        playbooks = write_playbooks(tmp, baseline)
         if args.process_runs:
-            processes = measure_processes(module_payloads(playbooks, tmp), args.process_runs)
+            processes = measure_processes(module_payloads(playbooks, tmp, baseline),
+                                          args.process_runs)
             print(processes_report(processes), flush=True)
         if args.local_hosts:
             inventory = tmp / "local.yml"
             names = local_inventory(inventory, args.local_hosts)
             results.append(measure_set("local", inventory, names, playbooks, args.runs,
-                                       args.forks, tmp, not args.no_detect))
+                                       args.forks, tmp, not args.no_detect, baseline))
             print(report(results[-1]), flush=True)
         if args.containers:
             from tests.targets.target import destroy_all, start_containers, write_inventory
@@ -551,13 +658,13 @@ def main() -> int:
                 inventory = write_inventory(started, tmp / "containers.yml", group="bench")
                 results.append(measure_set("containers", inventory, [t.name for t in started],
                                            playbooks, args.runs, args.forks, tmp,
-                                           not args.no_detect))
+                                           not args.no_detect, baseline))
             finally:
                 destroy_all(started)
             print(report(results[-1]), flush=True)
         if args.scale_hosts:
             scale = measure_scale(args.scale_hosts, args.scale_forks, args.scale_runs, tmp,
-                                  args.scale_ping)
+                                  args.scale_ping, baseline)
             print(scale_report(scale), flush=True)
     for result in results:
         ratios = result["ratios"]
@@ -567,7 +674,8 @@ def main() -> int:
             print(f"GOAL (>= {GOAL_OVER_PING}x ping per host) missed for {result['set']}")
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.out:
-        write_json(args.out, {"machine": info, "forks": args.forks, "results": results,
+        write_json(args.out, {"machine": info, "forks": args.forks, "baseline": args.baseline,
+                              "results": results,
                               "processes": processes, "scale": scale})
     return 0
 

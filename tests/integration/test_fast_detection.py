@@ -11,6 +11,9 @@ against the ``memcg_facts`` module (``--via module``), on real targets.
   terminal do not matter.
 * The command sudo logs on the host stays short (the collector comes on
   stdin).
+* The compiled collector the raw path keeps on a host (its code cache) gives
+  the same document as the first, compiling run; a run in check mode writes
+  no cache.
 
 Identical documents need a host that holds still between the runs. Three
 sources are host-wide and move all the time on this shared machine
@@ -35,7 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.targets.ansible import ansible_env
+from tests.targets.ansible import ansible_env, run_playbook
 from tests.targets.target import ContainerTarget, Target, VmTarget
 
 pytestmark = pytest.mark.slow
@@ -76,15 +79,21 @@ def write_inventory(path: Path, targets: list[Target],
     return path
 
 
-def held_still_documents(inventory: Path, attempts: int = 3) -> tuple[str, str]:
-    """(module document, raw document) from a run where the hosts held still."""
+CODE_CACHE = "/var/cache/memcg-fix"
+
+
+def held_still_documents(inventory: Path, attempts: int = 3) -> tuple[str, str, str]:
+    """(module document, raw document, raw document again) from a run where
+    the hosts held still; the first raw run compiles the collector and keeps
+    it in the hosts' code cache, the second runs what was kept."""
     moved = ""
     for _attempt in range(attempts):
         before = detect(inventory, "module")
         raw = detect(inventory, "raw")
+        raw_cached = detect(inventory, "raw")
         after = detect(inventory, "module")
         if before == after:
-            return before, raw
+            return before, raw, raw_cached
         moved = "\n".join(list(difflib.unified_diff(
             before.splitlines(), after.splitlines(), "module", "module again", lineterm=""))[:40])
     pytest.fail(f"the hosts did not hold still between two module runs:\n{moved}")
@@ -104,15 +113,21 @@ def test_both_paths_give_byte_identical_documents_on_every_container_kind(
     for target in targets:
         assert isinstance(target, ContainerTarget)
         target.in_namespaces(pin_script())
+        target.sh(f"rm -rf {CODE_CACHE}")  # the first raw run compiles
     # two hosts let Ansible find their Python, as an inventory without
     # ansible_python_interpreter does
     discover = {"ansible_python_interpreter": "auto"}
     inventory = write_inventory(tmp_path / "inventory.yml", targets,
                                 {el8_target.name: discover, el9_target.name: discover})
 
-    module, raw = held_still_documents(inventory)
+    module, raw, raw_cached = held_still_documents(inventory)
 
     assert_identical(module, raw)
+    assert_identical(module, raw_cached)
+    for target in targets:  # what the second run used: root's alone
+        listing = target.sh(f"stat -c '%a %U %n' {CODE_CACHE} {CODE_CACHE}/*").splitlines()
+        assert listing[0] == f"700 root {CODE_CACHE}" and len(listing) == 2, listing
+        assert listing[1].startswith(f"600 root {CODE_CACHE}/"), listing
     # sudo logs each command in full: the module's is a line, and so is ours
     # (the collector came on stdin, not in the command)
     journal = "journalctl -q --no-pager -o cat | wc -c"
@@ -139,10 +154,11 @@ def test_both_paths_give_byte_identical_documents_on_the_vm(vm_target: VmTarget,
     vm_target.sh(pin_script(extra))
     try:
         inventory = write_inventory(tmp_path / "inventory.yml", [vm_target])
-        module, raw = held_still_documents(inventory)
+        module, raw, raw_cached = held_still_documents(inventory)
     finally:
         vm_target.sh(unpin_script(extra))
     assert_identical(module, raw)
+    assert_identical(module, raw_cached)
     (entry,) = json.loads(raw)["hosts"]
     assert "error" not in entry and entry["facts"]["kernel"]["family"] == "debian"
 
@@ -162,9 +178,10 @@ def test_hosts_the_raw_path_cannot_read_are_unknown_with_the_reason_and_the_run_
     # come on stdin, so it comes inside the command
     chatty.write_file("/etc/sudoers.d/requiretty", "Defaults requiretty\n", mode=0o440)
     assert b"must have a tty" in chatty.ssh("sudo -n true").stderr
-    # nothing is written on the host: its root filesystem is read-only, and
-    # /tmp a read-only, noexec tmpfs (a host whose disk went read-only after
-    # an error is one to read, not to give up on)
+    # nothing needs writing on the host: its root filesystem is read-only
+    # (so no code cache can be kept), and /tmp a read-only, noexec tmpfs (a
+    # host whose disk went read-only after an error is one to read, not to
+    # give up on)
     chatty.in_namespaces("mount -o remount,bind,ro / && "
                          "mount -t tmpfs -o ro,noexec,nosuid,nodev tmpfs /tmp")
     assert chatty.ssh("touch /tmp/x || touch ~/x || echo read-only").stdout.strip().endswith(
@@ -198,3 +215,17 @@ def test_hosts_the_raw_path_cannot_read_are_unknown_with_the_reason_and_the_run_
     assert table.returncode == 0
     row = next(line for line in table.stdout.splitlines() if line.startswith(no_python.name))
     assert row.split(None, 1)[1].startswith("error: memcg_facts_raw failed: no Python")
+
+
+@pytest.mark.containers
+def test_check_mode_writes_no_code_cache(debian_target: ContainerTarget,
+                                         tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory.yml", [debian_target])
+    playbook = Path(__file__).resolve().parents[2] / "playbooks" / "gather-raw.yml"
+    debian_target.sh(f"rm -rf {CODE_CACHE}")
+    checked = run_playbook(playbook, inventory, check=True)
+    assert checked.returncode == 0, checked.output[-3000:]
+    assert debian_target.sh(f"ls -d {CODE_CACHE} 2>/dev/null || echo none").strip() == "none"
+    ran = run_playbook(playbook, inventory)
+    assert ran.returncode == 0, ran.output[-3000:]
+    assert debian_target.sh(f"ls {CODE_CACHE} | wc -l").strip() == "1"

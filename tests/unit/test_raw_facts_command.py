@@ -57,11 +57,11 @@ def run_command(shipped: tuple[str, bytes | None],
 
 
 def shipped(interpreter: list[str] | None, root: str = "/", fallback: list[str] | None = None,
-            on_stdin: bool = True) -> tuple[str, bytes | None]:
+            on_stdin: bool = True, cache: str = "") -> tuple[str, bytes | None]:
     assert action._SHIPPED is not None, action._LOAD_ERROR
     payload, bootstrap = action._SHIPPED
     result: tuple[str, bytes | None] = action.remote_command(
-        interpreter, fallback or [], payload, bootstrap, root, on_stdin=on_stdin)
+        interpreter, fallback or [], payload, bootstrap, root, on_stdin=on_stdin, cache=cache)
     return result
 
 
@@ -221,3 +221,115 @@ def test_stdin_is_used_where_the_become_method_lets_it_through(method: str,
         pytest.skip(f"no {method} become plugin in this ansible-core")
     assert action._stdin_passes(plugin) is passes
     assert action._stdin_passes(None) is True
+
+
+# Run with a target Python: the bootstrap's own functions write a cache entry
+# of the shipped code whose collect() also reports {"forged": true}; a run
+# that believes the cache reports it too.
+_FORGE = """
+import sys
+namespace = {"__name__": "memcg_fix_forge"}
+exec(compile(open(sys.argv[1]).read(), "bootstrap", "exec"), namespace)
+sources = namespace["unpack"](open(sys.argv[2]).read())
+name = namespace["PACKAGE"] + ".collect"
+sources[name] += (b"\\n_real_collect = collect\\n"
+                  b"def collect(reader):\\n"
+                  b"    result = _real_collect(reader)\\n"
+                  b"    result['facts']['forged'] = True\\n"
+                  b"    return result\\n")
+namespace["store_cached"](sys.argv[3], namespace["compile_sources"](sources))
+"""
+
+
+def _forge_cache(python: str, cache_arg: str, tmp_path: Path) -> None:
+    assert action._SHIPPED is not None
+    payload, bootstrap = action._SHIPPED
+    (tmp_path / "bootstrap.py").write_text(bootstrap)
+    (tmp_path / "payload.txt").write_text(payload)
+    subprocess.run([python, "-c", _FORGE, str(tmp_path / "bootstrap.py"),
+                    str(tmp_path / "payload.txt"), cache_arg], check=True, timeout=60)
+
+
+def _cache_arg(directory: Path) -> str:
+    assert action._SHIPPED is not None
+    return f"{directory}/{action.cache_key(*action._SHIPPED)}"
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_compiled_collector_is_kept_and_the_next_run_uses_it(
+        tmp_path: Path, python: str) -> None:
+    """The first run compiles and keeps the code (0700 directory, 0600 file);
+    the next one runs what was kept: a cache entry made to add a fact shows
+    that fact, and the facts of an honest entry are the uncached run's."""
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not on this machine")
+    root = tmp_path / "sosreport"
+    _sos_tree(root)
+    cache = tmp_path / "cache"
+    uncached = run_command(shipped([python], str(root)))
+    first = run_command(shipped([python], str(root), cache=str(cache)))
+    (entry,) = cache.iterdir()
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert oct(entry.stat().st_mode & 0o777) == "0o600"
+    assert entry.name.startswith(action.cache_key(*action._SHIPPED) + "-")
+    second = run_command(shipped([python], str(root), cache=str(cache)))
+    assert first == second == uncached
+    assert "forged" not in second["facts"]
+    _forge_cache(python, _cache_arg(cache), tmp_path)
+    assert run_command(shipped([python], str(root), cache=str(cache)))["facts"]["forged"] is True
+    # in the command itself (sudo with requiretty) the cache is the same
+    inline = run_command(shipped([python], str(root), on_stdin=False, cache=str(cache)))
+    assert inline["facts"]["forged"] is True
+
+
+def test_a_cache_others_could_write_or_a_corrupt_one_is_never_run(tmp_path: Path) -> None:
+    """Only an entry of the user's own, in a directory of the user's own that
+    nobody else can write, with the right checksum, is run; anything else is
+    compiled afresh (and a bad entry replaced), with the same facts."""
+    python = "/usr/bin/python3"
+    root = tmp_path / "sosreport"
+    _sos_tree(root)
+    cache = tmp_path / "cache"
+    honest = run_command(shipped([python], str(root), cache=str(cache)))
+    (entry,) = cache.iterdir()
+
+    def facts_now() -> dict[str, Any]:
+        result = run_command(shipped([python], str(root), cache=str(cache)))
+        assert result.get("failed") is not True, result
+        return result
+
+    def forged() -> None:
+        _forge_cache(python, _cache_arg(cache), tmp_path)
+        assert facts_now()["facts"].get("forged") is True  # believed as it is
+
+    forged()
+    entry.chmod(0o620)  # group-writable
+    assert facts_now() == honest
+    forged()
+    os.chown(entry, 65534, -1)  # another user's
+    assert facts_now() == honest
+    forged()
+    cache.chmod(0o777)  # a directory anyone can write
+    assert facts_now() == honest
+    cache.chmod(0o700)
+    forged()
+    data = bytearray(entry.read_bytes())
+    data[-10] ^= 0xFF  # flipped bits: the checksum no longer matches
+    entry.write_bytes(bytes(data))
+    assert facts_now() == honest
+    assert facts_now() == honest  # the replaced entry is the honest code
+    # an entry of older code for the same Python is removed when a new one is kept
+    stale = cache / entry.name.replace(entry.name.split("-")[0], "0" * 32)
+    stale.write_bytes(b"old")
+    stale.chmod(0o600)
+    entry.unlink()
+    assert facts_now() == honest
+    assert sorted(p.name for p in cache.iterdir()) == [entry.name]
+
+
+def test_no_cache_is_asked_for_without_a_directory() -> None:
+    command, _ = shipped(["/usr/bin/python3"])
+    cached, _ = shipped(["/usr/bin/python3"], cache="/var/cache/memcg-fix/")
+    assert command.count("/var/cache") == 0
+    key = action.cache_key(*action._SHIPPED)
+    assert f" / /var/cache/memcg-fix/{key};" in cached

@@ -297,3 +297,21 @@ def test_is_inside_memory_hierarchy() -> None:
     assert not cgroupfs.is_inside_memory_hierarchy("sys/fs/cgroup/memory/a", layout)
     assert not cgroupfs.is_inside_memory_hierarchy("/sys/fs/cgroup/memory-x", layout)
     assert not cgroupfs.is_inside_memory_hierarchy("/sys/fs/cgroup/memory/a", {})
+
+
+def test_statfs_needs_no_ldconfig_process() -> None:
+    """libc comes from the running Python's own symbols (dlopen(NULL)):
+    ``ctypes.util.find_library`` would start ``ldconfig -p`` in every
+    collector run. The same magic as before, and no process started."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hostside.cgroupfs as c; "
+            "import subprocess; started = []; real = subprocess.Popen.__init__\n"
+            "def spy(self, *a, **k):\n    started.append(a[0]); real(self, *a, **k)\n"
+            "subprocess.Popen.__init__ = spy\n"
+            "print(c.statfs_magic('/proc') == 0x9fa0, started)")
+    hostside = Path(cgroupfs.__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(hostside)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "True []", out

@@ -128,3 +128,34 @@ def test_readlink_inside_a_root(tmp_path: Path) -> None:
     reader = RootReader(str(tmp_path))
     assert reader.readlink("/etc/pam.d/postlogin") == "/etc/authselect/postlogin"
     assert reader.readlink("/etc/pam.d") is None
+
+
+def test_an_empty_var_lib_rpm_is_no_rpm_database(tmp_path: Path) -> None:
+    """A Debian host with the rpm tool has /var/lib/rpm empty: its rpm is
+    not asked (it would start a shell for its macros in every run)."""
+    from remediate.hostside.collect import _has_rpm_database
+    from remediate.hostside.reader import RootReader
+
+    reader = RootReader(str(tmp_path))
+    assert _has_rpm_database(reader) is False  # no /var/lib/rpm at all
+    (tmp_path / "var/lib/rpm").mkdir(parents=True)
+    assert _has_rpm_database(reader) is False
+    (tmp_path / "var/lib/rpm/rpmdb.sqlite").write_bytes(b"")
+    assert _has_rpm_database(reader) is True
+
+
+@pytest.mark.parametrize("python", ["/usr/bin/python3",
+                                    "/root/.pyenv/versions/3.6.15/bin/python3.6",
+                                    "/root/.pyenv/versions/2.7.18/bin/python2.7"])
+def test_the_python_version_is_platforms_without_importing_it(python: str) -> None:
+    import subprocess
+
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not on this machine")
+    hostside = Path(__file__).resolve().parents[3] / "remediate"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hostside.collect as c; "
+            "print('platform' in sys.modules); import platform; "
+            "print(c._python_version() == platform.python_version())")
+    out = subprocess.run([python, "-S", "-c", code, str(hostside)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "True"], out

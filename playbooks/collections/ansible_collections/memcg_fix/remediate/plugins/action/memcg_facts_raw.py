@@ -12,7 +12,7 @@ and returns exactly what ``memcg_facts`` returns.
 The collector goes on the command's stdin where the connection can carry it
 (as Ansible's pipelining sends a module), so the command itself, which sudo
 logs on the host in full, is a few hundred bytes; elsewhere it is inside the
-command (about 47 KB; a sudo with ``requiretty`` gets that form too, after
+command (about 64 KB; a sudo with ``requiretty`` gets that form too, after
 refusing the first).
 
 The command finds the target's Python the way Ansible does: an explicit
@@ -23,7 +23,10 @@ same command. (ansible-core 2.16 picks from a table of distributions after a
 probe of its own; there this action calls that same discovery, at the cost
 of its extra round trips, so that both paths run the same interpreter.)
 
-Nothing is written on the host (see ``module_utils/facts_bootstrap.py``).
+The collector runs from memory; the only thing written on the host is its
+compiled code, kept by content hash in a root-only directory
+(``code_cache``, default ``/var/cache/memcg-fix``; never in check mode; see
+``module_utils/facts_bootstrap.py``), which saves later runs the compiling.
 A host without a Python, or where the command fails, fails the task with
 a one-line reason; memcg-fix reports such a host as unknown.
 """
@@ -31,6 +34,7 @@ a one-line reason; memcg-fix reports such a host as unknown.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shlex
@@ -94,6 +98,12 @@ def _load() -> tuple[str, str]:
     return build_payload(), _BOOTSTRAP.read_text(encoding="utf-8")
 
 
+def cache_key(payload: str, bootstrap: str) -> str:
+    """What the host keeps the compiled collector under: the code objects
+    depend on the sources and on how the bootstrap compiles them."""
+    return hashlib.sha256(f"{payload}\0{bootstrap}".encode("ascii")).hexdigest()[:32]
+
+
 # Built once per ansible-playbook run: the strategy imports this plugin before
 # it forks the workers, so each host's worker inherits it instead of reading
 # and compressing the sources again.
@@ -112,8 +122,15 @@ STDIN_STUB = ('import sys;d=sys.stdin.read().split("\\n",1);sys.argv[1:1]=d[:1];
               'exec(compile(d[1],"<memcg-fix-bootstrap>","exec"))')
 
 
+# The same when the collector is in the command: the first argument is the
+# bootstrap, compressed as the payload is (the whole command must stay well
+# below the 128 KiB that execve takes in one argument).
+ARGV_STUB = ('import sys,zlib,base64;b=zlib.decompress(base64.b64decode(sys.argv.pop(1)));'
+             'exec(compile(b,"<memcg-fix-bootstrap>","exec"))')
+
+
 def remote_command(interpreter: list[str] | None, fallback: list[str], payload: str,
-                   bootstrap: str, root: str, *, on_stdin: bool = True
+                   bootstrap: str, root: str, *, on_stdin: bool = True, cache: str = ""
                    ) -> tuple[str, bytes | None]:
     """The one POSIX shell command that finds Python and prints the facts, and
     what to send on its stdin.
@@ -124,13 +141,16 @@ def remote_command(interpreter: list[str] | None, fallback: list[str], payload: 
     ``interpreter`` is the words of an explicit interpreter (``/usr/bin/env
     python3`` is two); ``None`` searches ``fallback`` in order, as Ansible's
     discovery does. Every word is quoted: nothing here is evaluated by the
-    shell but the fixed script.
+    shell but the fixed script. ``cache``: the directory on the host where the
+    compiled collector is kept ("": none).
     """
+    cache_args = (f"{cache.rstrip('/')}/{cache_key(payload, bootstrap)}",) if cache else ()
     if on_stdin:
-        python_args: tuple[str, ...] = (*_PYTHON_FLAGS, "-c", STDIN_STUB, root)
+        python_args: tuple[str, ...] = (*_PYTHON_FLAGS, "-c", STDIN_STUB, root, *cache_args)
         in_data: bytes | None = f"{payload}\n{bootstrap}".encode("ascii")
     else:
-        python_args = (*_PYTHON_FLAGS, "-c", bootstrap, payload, root)
+        packed = base64.b64encode(zlib.compress(bootstrap.encode("ascii"), 9)).decode("ascii")
+        python_args = (*_PYTHON_FLAGS, "-c", ARGV_STUB, packed, payload, root, *cache_args)
         in_data = None
     arguments = " ".join(shlex.quote(word) for word in python_args)
     give_up = f"echo {NO_PYTHON_MARK}; exit {NO_PYTHON_RC}"
@@ -193,10 +213,16 @@ def _stdin_passes(become: Any) -> bool:
     return str(getattr(become, "name", "")).rsplit(".", 1)[-1] != "su"
 
 
+# where the host keeps the compiled collector (root's, under become)
+DEFAULT_CODE_CACHE = "/var/cache/memcg-fix"
+
 # What the task accepts; the module file of the same name documents it (a
 # test keeps the two in step).
 # "str", not "path": like the module's path, ~ and $VARS are expanded on the host
-ARGUMENT_SPEC: dict[str, dict[str, Any]] = {"root": {"type": "str", "default": "/"}}
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "root": {"type": "str", "default": "/"},
+    "code_cache": {"type": "str", "default": DEFAULT_CODE_CACHE},
+}
 
 
 class ActionModule(ActionBase):
@@ -217,14 +243,16 @@ class ActionModule(ActionBase):
         # stdin where the connection carries it and the become method lets it
         # through (Ansible's own condition for pipelining, whatever that setting)
         on_stdin = bool(connection.has_pipelining and _stdin_passes(connection.become))
+        # check mode changes no byte on the host, not even the code cache
+        cache = "" if self._task.check_mode else str(args["code_cache"] or "")
         command, in_data = remote_command(interpreter, fallback, payload, bootstrap, root,
-                                          on_stdin=on_stdin)
+                                          on_stdin=on_stdin, cache=cache)
         run = self._low_level_execute_command(command, in_data=in_data)
         if in_data is not None and _NEEDS_TTY in f"{run.get('stdout')}{run.get('stderr')}":
             # sudo with requiretty refuses a command without a terminal: send
             # the collector in the command instead (a second round trip, here only)
             command, in_data = remote_command(interpreter, fallback, payload, bootstrap, root,
-                                              on_stdin=False)
+                                              on_stdin=False, cache=cache)
             run = self._low_level_execute_command(command)
         tried = shlex.join(interpreter) if interpreter else ", ".join(fallback)
         result.update(parse_output(run.get("rc") or 0, run.get("stdout") or "",

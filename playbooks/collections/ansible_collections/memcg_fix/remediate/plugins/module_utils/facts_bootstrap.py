@@ -5,7 +5,7 @@
 The ``memcg_facts_raw`` action runs this file's text with the target's
 Python, in the one shell command it sends to the host::
 
-    PYTHON -E -S -c "<this file>" PAYLOAD ROOT
+    PYTHON -E -S -c "<this file>" PAYLOAD ROOT [CACHE]
 
 or, where the connection carries stdin (the usual case), with a one-line
 ``-c`` stub that reads ``PAYLOAD`` and this file from stdin and runs it the
@@ -14,9 +14,21 @@ same way, so that the command (which sudo logs) stays short.
 ``PAYLOAD`` is base64 of zlib of ``name NUL source NUL name NUL source ...``:
 the modules of ``plugins/module_utils/hostside`` that the collector imports.
 They are imported from memory as the package ``memcg_fix_host`` (the
-collector only uses relative imports), so nothing is written on the host: a
-read-only or ``noexec`` /tmp, or no writable directory at all, does not
-matter, and nothing is left behind.
+collector only uses relative imports), so the collector itself needs no
+file on the host: a read-only or ``noexec`` /tmp, or no writable directory
+at all, does not matter.
+
+``CACHE`` (optional) is ``DIRECTORY/KEY``, ``KEY`` the controller's digest of
+the payload. Compiling the collector's sources is the largest part of a run
+on a small host (about 16 ms of 60-80), so their code objects are kept in
+``DIRECTORY/KEY-TAG.code`` (``TAG``: this Python's version) and loaded from
+there by later runs of the same payload and Python. The cache is only
+believed when the directory and file belong to this user and nobody else
+can write them (nor the directory's parent, unless it is sticky), and the
+file's checksum matches; anything else (a read-only or missing /var, a
+foreign or corrupt file) means compiling, as without a cache. A new entry
+is written to a temporary file and renamed; entries of older payloads for
+this Python are removed.
 
 It prints one line, ``MEMCG-FIX-FACTS {json}`` with what the ``memcg_facts``
 module returns (``schema_version``, ``facts``, ``unknown``), or
@@ -28,7 +40,9 @@ from __future__ import absolute_import, division, print_function
 
 import base64
 import json
+import marshal
 import os
+import stat
 import sys
 import zlib
 
@@ -38,6 +52,8 @@ PACKAGE = "memcg_fix_host"
 FACTS_MARK = "MEMCG-FIX-FACTS "
 ERROR_MARK = "MEMCG-FIX-ERROR "
 SCHEMA_VERSION = 1
+CACHE_MAGIC = b"memcg-fix-code-1\n"
+MAX_CACHE_BYTES = 16 * 1024 * 1024
 
 
 def unpack(payload):
@@ -50,30 +66,160 @@ def unpack(payload):
     return sources
 
 
+def compile_sources(sources):
+    """``{module name: code object}`` of ``sources``, as an import compiles them."""
+    return dict((name, compile(source, module_file(name), "exec", 0, True))
+                for name, source in sources.items())
+
+
+def module_file(name):
+    return "<memcg-fix>/%s.py" % name.replace(".", "/")
+
+
+def _cache_tag():
+    """Which Python the code objects are for: marshal's format and the
+    bytecode change between versions."""
+    implementation = getattr(sys, "implementation", None)
+    name = getattr(implementation, "cache_tag", None) or (
+        "cpython-%d%d" % sys.version_info[:2])
+    return "%s-%x-m%d" % (name, sys.hexversion, marshal.version)
+
+
+def _private_dir(path, uid):
+    """Whether ``path`` is a real directory of ``uid`` that nobody else can
+    write, in a parent that others cannot write either (unless sticky)."""
+    try:
+        info = os.lstat(path)
+        parent = os.lstat(os.path.dirname(path) or "/")
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022:
+        return False
+    return bool(stat.S_ISDIR(parent.st_mode) and parent.st_uid in (0, uid)
+                and (not parent.st_mode & 0o022 or parent.st_mode & stat.S_ISVTX))
+
+
+def _cache_path(spec):
+    """(directory, file) of a ``DIRECTORY/KEY`` cache argument, or None."""
+    directory, key = spec.rsplit("/", 1) if "/" in spec else ("", "")
+    if not directory.startswith("/") or not key.isalnum():
+        return None
+    return directory, os.path.join(directory, "%s-%s.code" % (key, _cache_tag()))
+
+
+def load_cached(spec):
+    """The code objects kept under ``spec``, or None when there are none to
+    believe (see the module's docstring)."""
+    where = _cache_path(spec)
+    uid = os.geteuid()
+    if where is None or not _private_dir(where[0], uid):
+        return None
+    try:
+        fd = os.open(where[1], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022
+                or info.st_size > MAX_CACHE_BYTES):
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1024 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    head = len(CACHE_MAGIC)
+    if data[:head] != CACHE_MAGIC or data[head:head + 8] != (
+            "%08x" % (zlib.crc32(data[head + 8:]) & 0xFFFFFFFF)).encode("ascii"):
+        return None
+    try:
+        # this user's own file, that nobody else can write (checked above)
+        codes = marshal.loads(data[head + 8:])  # noqa: S302
+    except (EOFError, ValueError, TypeError):
+        return None
+    return codes if isinstance(codes, dict) else None
+
+
+def store_cached(spec, codes):
+    """Keep ``codes`` under ``spec`` for the next run; never fails the run."""
+    where = _cache_path(spec)
+    if where is None:
+        return
+    directory, path = where
+    try:
+        os.mkdir(directory, 0o700)
+    except OSError:
+        pass  # there already, or cannot be made: then the check below says no
+    uid = os.geteuid()
+    if not _private_dir(directory, uid):
+        return
+    body = marshal.dumps(codes)
+    data = CACHE_MAGIC + ("%08x" % (zlib.crc32(body) & 0xFFFFFFFF)).encode("ascii") + body
+    temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                     | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+        os.rename(temporary, path)
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return
+    suffix = "-%s.code" % _cache_tag()
+    try:
+        stale = [name for name in os.listdir(directory)
+                 if name.endswith(suffix) and name != os.path.basename(path)]
+        for name in stale:  # older payloads for this Python
+            os.unlink(os.path.join(directory, name))
+    except OSError:
+        pass
+
+
+def load_codes(payload, cache):
+    """The collector's code objects: from the cache, else compiled (and kept)."""
+    codes = load_cached(cache) if cache else None
+    if codes is None:
+        codes = compile_sources(unpack(payload))
+        if cache:
+            store_cached(cache, codes)
+    return codes
+
+
 class MemoryImporter(object):
-    """Imports ``memcg_fix_host.*`` from sources held in memory.
+    """Imports ``memcg_fix_host.*`` from code objects held in memory.
 
     Python 2.7 asks ``find_module``/``load_module`` (PEP 302); Python 3.4+
     asks ``find_spec``/``exec_module`` (PEP 451; 3.12 no longer asks the
     former).
     """
 
-    def __init__(self, sources):
-        self.sources = sources
+    def __init__(self, codes):
+        self.codes = codes
 
     def _known(self, name):
-        return name == PACKAGE or name in self.sources
+        return name == PACKAGE or name in self.codes
 
     def _execute(self, module):
         name = module.__name__
-        module.__file__ = "<memcg-fix>/%s.py" % name.replace(".", "/")
+        module.__file__ = module_file(name)
         if name == PACKAGE:
             module.__path__ = []
             module.__package__ = PACKAGE
             return
         module.__package__ = PACKAGE
-        code = compile(self.sources[name], module.__file__, "exec", 0, True)
-        exec(code, module.__dict__)  # noqa: S102 - the shipped collector, as an import would
+        exec(self.codes[name], module.__dict__)  # noqa: S102 - the shipped collector, as an import would
 
     # PEP 302, Python 2.7
     def find_module(self, name, path=None):
@@ -110,9 +256,9 @@ class MemoryImporter(object):
         self._execute(module)
 
 
-def collect_document(payload, root):
+def collect_document(payload, root, cache=""):
     """What the ``memcg_facts`` module returns, collected by the shipped code."""
-    sys.meta_path.insert(0, MemoryImporter(unpack(payload)))
+    sys.meta_path.insert(0, MemoryImporter(load_codes(payload, cache)))
     collect = __import__(PACKAGE + ".collect", fromlist=["collect"]).collect
     reader_module = __import__(PACKAGE + ".reader", fromlist=["LiveReader"])
     # as the module's option of type "path": ~ and $VARS expanded on the host
@@ -127,11 +273,11 @@ def collect_document(payload, root):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.stdout.write(ERROR_MARK + "usage: python -c BOOTSTRAP PAYLOAD ROOT\n")
+    if len(argv) not in (3, 4):
+        sys.stdout.write(ERROR_MARK + "usage: python -c BOOTSTRAP PAYLOAD ROOT [CACHE]\n")
         return 1
     try:
-        document = collect_document(argv[1], argv[2])
+        document = collect_document(argv[1], argv[2], argv[3] if len(argv) == 4 else "")
         text = json.dumps(document, sort_keys=True)
     except Exception as exc:  # the controller needs the reason, not a traceback
         reason = " ".join(("%s: %s" % (type(exc).__name__, exc)).split())

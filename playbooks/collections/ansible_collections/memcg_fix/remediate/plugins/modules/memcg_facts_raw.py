@@ -15,8 +15,9 @@ description:
     without Ansible's per-module cost (no AnsiballZ, no C(ansible.module_utils.basic) on the host).
   - One shell command per host, run by the connection like M(ansible.builtin.raw), so become and every
     connection plugin work as for a module. It carries the collector (C(module_utils/hostside)),
-    zlib-compressed, and runs it from memory with the host's own Python (2.7 or 3.6+); nothing is
-    written on the host.
+    zlib-compressed, and runs it from memory with the host's own Python (2.7 or 3.6+). The only
+    thing it writes on the host is the compiled collector, in O(code_cache), so that later runs
+    need not compile it again.
   - The Python is found as Ansible finds it - C(ansible_python_interpreter), then a
     C(discovered_interpreter_python) fact, then the first of C(INTERPRETER_PYTHON_FALLBACK) on the host
     (on ansible-core 2.16, Ansible's own discovery runs first, as for a module).
@@ -29,10 +30,20 @@ options:
         Nothing outside it is read and no command is run.
     type: str
     default: /
+  code_cache:
+    description:
+      - Directory on the host where the compiled collector is kept, by a digest of the code sent,
+        for later runs of the same code and Python (compiling is the largest part of a run on a
+        small host). Made with mode 0700 if missing; used only while it and the file belong to
+        the user the command runs as and nobody else can write them, else the collector is
+        compiled as without a cache. Entries of older code are removed.
+      - An empty value keeps no cache. Nothing is written in check mode.
+    type: str
+    default: /var/cache/memcg-fix
 attributes:
   check_mode:
     support: full
-    details: Reads only; it runs the same in check mode.
+    details: Reads only, and in check mode writes no code cache either.
   diff_mode:
     support: none
   platform:

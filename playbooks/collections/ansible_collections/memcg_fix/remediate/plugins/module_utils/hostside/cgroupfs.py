@@ -15,11 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import ctypes.util
 import errno
 import os
-import platform
 import stat
 
 from .fileio import SourceError, read_text, resolve_in_root
@@ -200,12 +197,10 @@ def statfs_magic(path):
     ``f_type`` is the first member of ``struct statfs`` on Linux: a long,
     except on s390x where it is an unsigned int.
     """
+    import ctypes  # only here: the import costs a short-lived collector a few ms
+
     if not _LIBC:
-        # find_library runs ldconfig: once per process, not once per call
-        try:
-            _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True))
-        except OSError:
-            _LIBC.append(None)
+        _LIBC.append(_load_libc(ctypes))
     try:
         statfs = _LIBC[0].statfs
     except AttributeError:
@@ -217,11 +212,29 @@ def statfs_magic(path):
             return None
     except (OSError, TypeError, ValueError):
         return None
-    if platform.machine().startswith("s390"):
+    if os.uname()[4].startswith("s390"):
         value = ctypes.c_uint.from_buffer_copy(buf.raw[:ctypes.sizeof(ctypes.c_uint)]).value
     else:
         value = ctypes.c_long.from_buffer_copy(buf.raw[:ctypes.sizeof(ctypes.c_long)]).value
     return value & 0xFFFFFFFF
+
+
+def _load_libc(ctypes):
+    """libc, or None. The symbols the running Python already has (dlopen(NULL):
+    Python is linked against libc) come first; ``ctypes.util.find_library``,
+    which runs ``ldconfig -p`` (a process), only where they lack statfs."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if hasattr(libc, "statfs"):
+            return libc
+    except (OSError, TypeError):
+        pass
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _host_path(root, path):

@@ -12,7 +12,6 @@ __metaclass__ = type
 
 import errno
 import os
-import platform
 import re
 import sys
 
@@ -47,6 +46,7 @@ class _Context(object):
         self.dpkg = None
         self.rpm_text = None
         self.slab_entries = None
+        self.slabinfo = None
 
     def missing(self, fact, reason):
         reason = " ".join(str(reason).split()) or "no reason given"
@@ -58,6 +58,20 @@ def _text_or_none(ctx, path, tail=False):
         return ctx.reader.read(path, tail=tail)
     except SourceError:
         return None
+
+
+def _slabinfo(ctx):
+    """/proc/slabinfo, read once per run (two sections use it; a read costs
+    milliseconds), or raise its SourceError again."""
+    if ctx.slabinfo is None:
+        try:
+            ctx.slabinfo = (ctx.reader.read("/proc/slabinfo"), None)
+        except SourceError as exc:
+            ctx.slabinfo = (None, exc)
+    text, error = ctx.slabinfo
+    if error is not None:
+        raise error
+    return text
 
 
 # -- kernel and distro ------------------------------------------------------
@@ -445,7 +459,10 @@ def _per_memcg_caches(ctx):
         found.extend("/sys/kernel/slab/%s/cgroup/%s" % (name, e) for e in entries[:3]
                      if _MEMCG_CACHE.match(e))
     if len(found) < 3:
-        slabinfo = _text_or_none(ctx, "/proc/slabinfo")
+        try:
+            slabinfo = _slabinfo(ctx)
+        except SourceError:
+            slabinfo = None
         if slabinfo:
             found.extend("/proc/slabinfo: " + row["name"]
                          for row in memory_cost.parse_slabinfo(slabinfo)
@@ -572,13 +589,24 @@ def _dpkg_packages(ctx):
     return packages_found
 
 
+def _has_rpm_database(reader):
+    """Whether /var/lib/rpm holds anything (on Fedora 36+ and EL10 it is a link
+    to /usr/lib/sysimage/rpm). A Debian host with the rpm tool installed has
+    it empty, and asking that rpm, which starts a shell for its macros, was
+    the costliest command of a collector's run there (14 ms)."""
+    try:
+        return bool(reader.listdir("/var/lib/rpm"))
+    except SourceError:
+        return False
+
+
 def _rpm_text(ctx):
     """``rpm -q``-style text of installed packages, or None."""
     if ctx.rpm_text is not None:
         return ctx.rpm_text or None
     reader = ctx.reader
     text = None
-    if reader.live and reader.isdir("/var/lib/rpm"):
+    if reader.live and _has_rpm_database(reader):
         try:
             text = reader.run(["rpm", "-qa", "kernel", "kernel-uek", "kernel-rt", "runc",
                                "kubelet", "kubernetes-node", "docker", "docker-ce",
@@ -822,7 +850,7 @@ def section_memory_cost(ctx):
             ctx.missing("memory_cost.percpu_kb", "/proc/meminfo has no Percpu line "
                                                  "(kernels before 4.16 lack it)")
     try:
-        caches = memory_cost.parse_slabinfo(ctx.reader.read("/proc/slabinfo"))
+        caches = memory_cost.parse_slabinfo(_slabinfo(ctx))
         name, active = memory_cost.memcg_cache(caches)
         result.update({"memcg_slab_cache": name, "memcg_slab_active_objs": active,
                        "duplicate_slab_caches": memory_cost.duplicate_caches(caches)})
@@ -892,6 +920,13 @@ SECTIONS = (
 )
 
 
+def _python_version():
+    """``platform.python_version()`` without importing ``platform`` (a few ms
+    of a collector's run): the first word of ``sys.version``, which is what it
+    parses it from."""
+    return sys.version.split()[0]
+
+
 def collect(reader):
     """All facts of the host behind ``reader``; never raises."""
     ctx = _Context(reader)
@@ -914,7 +949,7 @@ def collect(reader):
         "mode": reader.mode,
         "root": None if reader.live else reader.root,
         "python": sys.executable or None,
-        "python_version": platform.python_version(),
+        "python_version": _python_version(),
         "sosreport": (not reader.live) and reader.isdir("/sos_commands"),
     }
     return {"facts": facts, "unknown": ctx.unknown}

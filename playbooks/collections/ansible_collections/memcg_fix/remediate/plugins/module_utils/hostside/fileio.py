@@ -9,8 +9,8 @@ not a regular file (a FIFO would block forever), and reports problems as
 chroot, so that reading ``<root>/etc/os-release`` can never leave ``<root>``,
 even through an absolute symlink or ``..``.
 
-Commands run without a shell, with a timeout (a watchdog thread, because the
-Python 2.7 ``subprocess`` has none), a C locale and a capped output.
+Commands run without a shell, with a timeout (on Python 2.7, whose
+``subprocess`` has none, a watchdog thread), a C locale and a capped output.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,8 +20,7 @@ __metaclass__ = type
 import errno
 import os
 import stat
-import subprocess
-import threading
+import sys
 
 MAX_READ_BYTES = 16 * 1024 * 1024
 MAX_SYMLINKS = 40
@@ -151,6 +150,27 @@ def which(name, extra_dirs=_SYSTEM_PATH):
     return None
 
 
+def _communicate_with_watchdog(proc, timeout, expired):
+    """``proc.communicate()`` for Python 2.7, which has no timeout: a thread
+    kills ``proc`` after ``timeout`` seconds and appends to ``expired``."""
+    import threading
+
+    def _kill():
+        expired.append(True)
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(timeout, _kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return proc.communicate()
+    finally:
+        watchdog.cancel()
+
+
 def run_command(argv, timeout=COMMAND_TIMEOUT, cap=MAX_READ_BYTES):
     """Run ``argv`` (a list, never a shell string); return ``(rc, stdout, stderr)``.
 
@@ -164,6 +184,10 @@ def run_command(argv, timeout=COMMAND_TIMEOUT, cap=MAX_READ_BYTES):
     env.update({"LC_ALL": "C", "LANG": "C", "PAGER": "cat", "SYSTEMD_PAGER": ""})
     env["PATH"] = os.pathsep.join(
         [d for d in env.get("PATH", "").split(os.pathsep) if d] + list(_SYSTEM_PATH))
+    # imported here: a collector that runs no command (most containers) saves
+    # their import
+    import subprocess
+
     devnull = open(os.devnull, "rb")
     try:
         try:
@@ -173,21 +197,16 @@ def run_command(argv, timeout=COMMAND_TIMEOUT, cap=MAX_READ_BYTES):
         except OSError as exc:
             raise SourceError("cannot run %s: %s" % (argv[0], _reason(exc)))
         expired = []
-
-        def _kill():
-            expired.append(True)
+        if sys.version_info[0] >= 3:
+            # communicate's own timeout: no watchdog thread to start
             try:
+                out, err = proc.communicate(timeout=timeout)  # novermin - Python 3 only
+            except subprocess.TimeoutExpired:  # novermin - Python 3 only
+                expired.append(True)
                 proc.kill()
-            except OSError:
-                pass
-
-        watchdog = threading.Timer(timeout, _kill)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            out, err = proc.communicate()
-        finally:
-            watchdog.cancel()
+                out, err = proc.communicate()
+        else:
+            out, err = _communicate_with_watchdog(proc, timeout, expired)
     finally:
         devnull.close()
     if expired:

@@ -14,11 +14,6 @@ __metaclass__ = type
 
 import errno
 
-try:
-    import configparser  # novermin - Python 3 name; 2.7 takes the fallback below
-except ImportError:  # Python 2.7
-    import ConfigParser as configparser  # novermin
-
 DEFAULT_CONFIG = "/etc/memcg-fix/reaper.conf"
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -132,6 +127,12 @@ def parse_config(text, source="<config>"):
     Unknown sections and options are errors (a typo must not silently fall
     back to a default).
     """
+    # imported here: the collector loads this module on every host, and most
+    # have no reaper.conf to parse
+    try:
+        import configparser  # novermin - Python 3 name; 2.7 takes the fallback below
+    except ImportError:  # Python 2.7
+        import ConfigParser as configparser  # novermin
     parser = configparser.RawConfigParser()
     try:
         if hasattr(parser, "read_string"):
