@@ -144,7 +144,8 @@ def test_runc_upgrade_through_dnf(target_factory, tmp_path):
     for t in targets:
         t.sh(f"dnf -y -q install runc-{EL_PACKAGES[t.kind].runc_old.evr.split(':')[-1]}")
     inv = inventory(tmp_path, targets, {t.name: [
-        {"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94"}}] for t in targets})
+        {"id": "runc-upgrade", "params": {"min_version": "1.0.0-rc94", "package": "runc"}}]
+        for t in targets})
     before = {name: f["runc"]["version"] for name, f in facts(tmp_path, inv).items()}
     for t in targets:
         assert before[t.name].startswith("1.0.0-rc") and before[t.name] != "1.0.0-rc94"
@@ -166,7 +167,7 @@ def test_runc_upgrade_uses_the_plans_minimum(target_factory, tmp_path):
     el9.sh("dnf -y -q install runc-" + EL_PACKAGES["el9"].runc_old.evr.split(":")[-1])
     el8.write_file("/usr/local/bin/runc", "#!/bin/sh\necho 'runc version 1.0.0-rc10'\n",
                    mode=0o755)
-    wanted = {"id": "runc-upgrade", "params": {"min_version": "1.2.0"}}
+    wanted = {"id": "runc-upgrade", "params": {"min_version": "1.2.0", "package": "runc"}}
     inv = inventory(tmp_path, [el9, el8], {el9.name: [wanted], el8.name: [wanted]})
     result = run_role(tmp_path, inv)
     # the repository's newest (1.1.12) is below the plan's minimum: el9 fails, naming it
@@ -176,8 +177,8 @@ def test_runc_upgrade_uses_the_plans_minimum(target_factory, tmp_path):
     assert result.stats[el8.name]["failed"] == 0, result.describe()
     assert "replace it with runc >= 1.2.0 by hand" in result.output
 
-    missing = inventory(tmp_path, [el8], {el8.name: [{"id": "runc-upgrade", "params": {}}]},
-                        name="missing.yml")
+    missing = inventory(tmp_path, [el8], {el8.name: [
+        {"id": "runc-upgrade", "params": {"package": "runc"}}]}, name="missing.yml")
     refused = run_role(tmp_path, missing)
     assert refused.returncode != 0
-    assert "runc-upgrade needs params.min_version" in refused.output
+    assert "missing params: runc-upgrade.min_version" in refused.output
