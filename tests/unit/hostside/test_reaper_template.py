@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from remediate.hostside import reaper
+from remediate.hostside import reaper_config
 from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,7 +54,7 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
          "-e", f"ansible_python_interpreter={sys.executable}"],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {name: reaper.parse_config((out / (f"{name}.conf")).read_text(), name)
+    return {name: reaper_config.parse_config((out / (f"{name}.conf")).read_text(), name)
             for name in CASES}
 
 
@@ -69,7 +69,7 @@ def test_nothing_selected_enables_nothing(rendered):
 
 def test_catalogue_defaults(rendered):
     config = rendered["reclaim-defaults"]
-    assert config["reclaim"] == dict(reaper.defaults()["reclaim"], enabled=True)
+    assert config["reclaim"] == dict(reaper_config.defaults()["reclaim"], enabled=True)
     assert config["drop_caches"]["enabled"] is False
     drop = rendered["drop-only"]["drop_caches"]
     assert drop["enabled"] is True and drop["dry_run"] is False
@@ -85,7 +85,7 @@ def test_parameters_reach_the_config(rendered):
     assert config["reclaim"]["grace_seconds"] == 60
     assert config["reclaim"]["min_charge_bytes"] == 4096
     assert config["drop_caches"] == dict(
-        reaper.defaults()["drop_caches"], enabled=True, dry_run=True, dying_threshold=100,
+        reaper_config.defaults()["drop_caches"], enabled=True, dry_run=True, dying_threshold=100,
         min_interval_seconds=600, require_growth=False)
     assert config["reaper"]["textfile_dir"] == "/srv/prometheus/textfile"
     assert config["reaper"]["state_dir"] == "/var/lib/memcg-fix-test"

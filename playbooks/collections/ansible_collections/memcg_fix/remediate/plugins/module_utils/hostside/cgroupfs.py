@@ -224,8 +224,9 @@ def statfs_magic(path):
     return value & 0xFFFFFFFF
 
 
-def _host_path(root, path):
-    """``path`` (absolute on the host) as seen from here, confined to ``root``."""
+def _resolved_in_root(root, path):
+    """``path`` (absolute on the host) as seen from here, links resolved as
+    inside ``root`` (:func:`.fileio.resolve_in_root`), never leaving it."""
     if root in ("/", ""):
         return path
     return resolve_in_root(root, path)
@@ -233,21 +234,21 @@ def _host_path(root, path):
 
 def _isfile(root, path):
     try:
-        return os.path.isfile(_host_path(root, path))
+        return os.path.isfile(_resolved_in_root(root, path))
     except SourceError:
         return False
 
 
 def _isdir(root, path):
     try:
-        return os.path.isdir(_host_path(root, path))
+        return os.path.isdir(_resolved_in_root(root, path))
     except SourceError:
         return False
 
 
 def _read_optional(root, path):
     try:
-        return read_text(_host_path(root, path))
+        return read_text(_resolved_in_root(root, path))
     except SourceError:
         return None
 
@@ -413,7 +414,8 @@ def reclaim_interface(root, layout, release_numbers=None):
     if mount:
         candidates = [mount]
         try:
-            candidates += sorted(mount + "/" + name for name in os.listdir(_host_path(root, mount))
+            names = os.listdir(_resolved_in_root(root, mount))
+            candidates += sorted(mount + "/" + name for name in names
                                  if _isdir(root, mount + "/" + name))[:3]
         except (OSError, SourceError):
             pass
@@ -515,8 +517,8 @@ def _dying_v1(root, layout):
                             % layout["memory_mount_root"])
         return result
     try:
-        proc_cgroups = _host_path(root, "/proc/cgroups")
-        mount = _host_path(root, layout["memory_mount"])
+        proc_cgroups = _resolved_in_root(root, "/proc/cgroups")
+        mount = _resolved_in_root(root, layout["memory_mount"])
     except SourceError as exc:
         result["reason"] = str(exc)
         return result
@@ -569,7 +571,8 @@ def _dying_v2(root, layout):
     result = _empty_dying()
     mount = layout["memory_mount"]
     try:
-        stats = parse_cgroup_stat(read_text(_host_path(root, mount.rstrip("/") + "/cgroup.stat")))
+        stat_file = _resolved_in_root(root, mount.rstrip("/") + "/cgroup.stat")
+        stats = parse_cgroup_stat(read_text(stat_file))
     except SourceError as exc:
         result["reason"] = str(exc)
         return result
@@ -591,7 +594,7 @@ def _dying_v2(root, layout):
         live = descendants + 1
     else:
         try:
-            live = count_memcg_dirs(_host_path(root, mount))
+            live = count_memcg_dirs(_resolved_in_root(root, mount))
         except SourceError as exc:
             result["reason"] = str(exc)
             return result

@@ -41,6 +41,16 @@ def _reason(exc):
     return " ".join(str(text).split())
 
 
+def path_under_root(root, path):
+    """``path`` (absolute, as the host names it) under ``root``, joined as
+    text: no link is resolved, so callers that must not follow links check
+    each component with lstat. :func:`resolve_in_root` resolves them instead.
+    """
+    if root in ("/", ""):
+        return path
+    return os.path.join(root, path.lstrip("/"))
+
+
 def resolve_in_root(root, path, max_links=MAX_SYMLINKS):
     """Resolve ``path`` as if ``root`` were ``/``, never leaving ``root``.
 
