@@ -24,6 +24,10 @@ import stat
 
 from .fileio import SourceError, read_text, resolve_in_root
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
 CGROUP2_SUPER_MAGIC = 0x63677270
 CGROUP_SUPER_MAGIC = 0x27E0EB
 TMPFS_MAGIC = 0x01021994
@@ -44,13 +48,14 @@ _MOUNT_TABLES = ("proc/self/mountinfo", "proc/1/mountinfo", "proc/mounts", "etc/
 _V1_ATTEMPTS = 3
 
 # libc for statfs(2), loaded on first use
-_LIBC = []
+_LIBC = []  # type: List[Any]
 
 # Filesystems whose directory link count is 2 plus the number of subdirectories.
 _LINK_COUNT_MAGICS = (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC)
 
 
 def _decode_octal(field):
+    # type: (str) -> str
     r"""Undo the kernel's octal escapes of space, tab, newline and backslash.
 
     >>> _decode_octal("/mnt/my\\040disk")
@@ -73,6 +78,7 @@ def _decode_octal(field):
 
 
 def parse_mountinfo(text):
+    # type: (str) -> List[Dict[str, Any]]
     r"""Parse /proc/<pid>/mountinfo (or, line by line, /proc/mounts).
 
     Sample, from proc(5) (https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html)
@@ -93,7 +99,7 @@ def parse_mountinfo(text):
     >>> parse_mountinfo("36 35 98:0 /mnt1 /my\\040mnt rw - ext3 /dev/root rw")[0]["mount_point"]
     '/my mnt'
     """  # noqa: E501 (real sample lines)
-    mounts = []
+    mounts = []  # type: List[Dict[str, Any]]
     for line in text.splitlines():
         fields = line.split()
         if not fields:
@@ -124,6 +130,7 @@ def parse_mountinfo(text):
 
 
 def parse_proc_cgroups(text):
+    # type: (str) -> Dict[str, Dict[str, Any]]
     """Parse /proc/cgroups: ``{subsys: {hierarchy, num_cgroups, enabled}}``.
 
     Sample, from this project's Debian 12 host (kernel 6.18, hybrid)::
@@ -156,6 +163,7 @@ def parse_proc_cgroups(text):
 
 
 def parse_cgroup_stat(text):
+    # type: (str) -> Dict[str, int]
     """Parse a cgroup2 ``cgroup.stat`` into ``{key: int}``.
 
     Sample, /sys/fs/cgroup/unified/cgroup.stat on this project's Debian 12
@@ -183,6 +191,7 @@ def parse_cgroup_stat(text):
 
 
 def parse_controllers(text):
+    # type: (str) -> List[str]
     """Parse a cgroup2 ``cgroup.controllers`` line into a list of names.
 
     Sample (a v2-only Fedora host): ``cpuset cpu io memory hugetlb pids rdma misc``
@@ -194,6 +203,7 @@ def parse_controllers(text):
 
 
 def statfs_magic(path):
+    # type: (str) -> Optional[int]
     """The ``f_type`` of statfs(2) on ``path``, or None when it cannot be had.
 
     The standard library has no statfs, so this calls libc through ctypes.
@@ -225,6 +235,7 @@ def statfs_magic(path):
 
 
 def _resolved_in_root(root, path):
+    # type: (str, str) -> str
     """``path`` (absolute on the host) as seen from here, links resolved as
     inside ``root`` (:func:`.fileio.resolve_in_root`), never leaving it."""
     if root in ("/", ""):
@@ -233,6 +244,7 @@ def _resolved_in_root(root, path):
 
 
 def _isfile(root, path):
+    # type: (str, str) -> bool
     try:
         return os.path.isfile(_resolved_in_root(root, path))
     except SourceError:
@@ -240,6 +252,7 @@ def _isfile(root, path):
 
 
 def _isdir(root, path):
+    # type: (str, str) -> bool
     try:
         return os.path.isdir(_resolved_in_root(root, path))
     except SourceError:
@@ -247,6 +260,7 @@ def _isdir(root, path):
 
 
 def _read_optional(root, path):
+    # type: (str, str) -> Optional[str]
     try:
         return read_text(_resolved_in_root(root, path))
     except SourceError:
@@ -254,6 +268,7 @@ def _read_optional(root, path):
 
 
 def _mount_table(root, live):
+    # type: (str, bool) -> Optional[str]
     """The text of the first mount table found for ``root``, or None."""
     if live:
         return _read_optional("/", "/proc/self/mountinfo")
@@ -265,6 +280,7 @@ def _mount_table(root, live):
 
 
 def _layout_from_mounts(mounts):
+    # type: (List[Dict[str, Any]]) -> Tuple[Optional[str], Optional[Dict[str, Any]], Optional[str]]
     """(mode, memory mount dict or None, unified mount point or None)."""
     v1_mounts = [m for m in mounts if m["fstype"] == "cgroup"]
     v2_mounts = [m for m in mounts if m["fstype"] == "cgroup2"]
@@ -289,6 +305,7 @@ def _layout_from_mounts(mounts):
 
 
 def _memory_on_v2(root, unified):
+    # type: (str, Optional[str]) -> Optional[bool]
     """True/False when cgroup.controllers of the cgroup2 root tells, else None."""
     if not unified:
         return None
@@ -299,6 +316,7 @@ def _memory_on_v2(root, unified):
 
 
 def _memory_from_proc_cgroups(root):
+    # type: (str) -> Optional[str]
     """'absent' when /proc/cgroups says memory is disabled, 'v2' when it is on
     no v1 hierarchy, None when /proc/cgroups is unreadable or has no row."""
     text = _read_optional(root, "/proc/cgroups")
@@ -311,6 +329,7 @@ def _memory_from_proc_cgroups(root):
 
 
 def memory_layout(root="/", mountinfo_text=None, live=True):
+    # type: (str, Optional[str], bool) -> Dict[str, Any]
     """Where cgroups and the memory controller live on the host at ``root``.
 
     Returns ``{mode, memory_controller, memory_mount, unified_mount,
@@ -391,6 +410,7 @@ RECLAIM_UPSTREAM = (5, 19)
 
 
 def reclaim_interface(root, layout, release_numbers=None):
+    # type: (str, Dict[str, Any], Optional[Sequence[int]]) -> Tuple[Optional[str], str]
     """How the memory cgroups of the host at ``root`` can be reclaimed on demand:
     ``(interface, evidence)`` with interface ``memory.force_empty`` (v1),
     ``memory.reclaim`` (v2 that has it), ``none`` (v2 without it) or None.
@@ -436,6 +456,7 @@ def reclaim_interface(root, layout, release_numbers=None):
 
 
 def count_memcg_dirs(path, link_counts=None, unlisted=None):
+    # type: (str, Optional[bool], Optional[List[Tuple[str, str]]]) -> int
     """Directories in the tree at ``path``, counting ``path`` itself.
 
     One ``os.scandir`` walk (``os.listdir`` plus ``lstat`` on Python 2.7),
@@ -504,12 +525,14 @@ def count_memcg_dirs(path, link_counts=None, unlisted=None):
 
 
 def _empty_dying(method=None, reason=None):
+    # type: (Optional[str], Optional[str]) -> Dict[str, Any]
     return {"live": None, "total": None, "dying": None, "method": method,
             "nr_dying_descendants": None, "nr_dying_subsys_memory": None,
             "nr_subsys_memory": None, "reason": reason}
 
 
 def _dying_v1(root, layout):
+    # type: (str, Dict[str, Any]) -> Dict[str, Any]
     result = _empty_dying("v1:num_cgroups-minus-dirs")
     if layout.get("memory_mount_root") not in (None, "/"):
         result["reason"] = ("only the subtree %s of the memory hierarchy is mounted here, "
@@ -522,7 +545,7 @@ def _dying_v1(root, layout):
     except SourceError as exc:
         result["reason"] = str(exc)
         return result
-    total = live = None
+    total = live = None  # type: Optional[int]
     for _attempt in range(_V1_ATTEMPTS):
         # /proc/cgroups and the walk as close together as possible, then a
         # second read: if the total moved, cgroups came or went mid-walk.
@@ -534,7 +557,7 @@ def _dying_v1(root, layout):
         if before is None:
             result["reason"] = "/proc/cgroups has no memory row"
             return result
-        unlisted = []
+        unlisted = []  # type: List[Tuple[str, str]]
         try:
             live = count_memcg_dirs(mount, unlisted=unlisted)
         except OSError as exc:
@@ -557,6 +580,8 @@ def _dying_v1(root, layout):
                             % (len(unlisted), "y" if len(unlisted) == 1 else "ies",
                                layout["memory_mount"], shown, why))
         return result
+    if live is None or total is None:  # pragma: no cover - the loop ran at least once
+        return result
     if live > total:
         # a kernel counts every memcg it has; a tree with more is not this kernel's
         result["reason"] = ("the memory hierarchy has %d directories but /proc/cgroups "
@@ -568,6 +593,7 @@ def _dying_v1(root, layout):
 
 
 def _dying_v2(root, layout):
+    # type: (str, Dict[str, Any]) -> Dict[str, Any]
     result = _empty_dying()
     mount = layout["memory_mount"]
     try:
@@ -606,6 +632,7 @@ def _dying_v2(root, layout):
 
 
 def dying_memcgs(root="/", layout=None):
+    # type: (str, Optional[Dict[str, Any]]) -> Dict[str, Any]
     """Live, total and dying (zombie) memory cgroups of the host at ``root``.
 
     Returns ``{live, total, dying, method, nr_dying_descendants,
@@ -633,6 +660,7 @@ def dying_memcgs(root="/", layout=None):
 
 
 def is_inside_memory_hierarchy(path, layout, strict=False):
+    # type: (str, Dict[str, Any], bool) -> bool
     """True when ``path`` lies in the memory hierarchy of ``layout``.
 
     Purely lexical: no symlink is followed and nothing is read. The path must

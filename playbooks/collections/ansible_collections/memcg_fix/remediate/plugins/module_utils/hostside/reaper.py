@@ -70,14 +70,6 @@ def _shown(value):
     return "unknown" if value is None else str(value)
 
 
-def _read_first_line(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.readline(256).decode("utf-8", "replace").strip() or None
-    except (IOError, OSError):
-        return None
-
-
 # -------------------------------------------------------------------- main
 
 
@@ -166,7 +158,7 @@ def run_pass(config, preview, log):
             state["counters"]["reclaimed_cgroups"] = (
                 int(state["counters"].get("reclaimed_cgroups", 0)) + stats["reclaimed_cgroups"])
         drop_cfg = config["drop_caches"]
-        drop = {"ran": False, "reason": "disabled"}
+        drop = {"ran": False, "reason": "disabled"}  # type: Dict[str, Any]
         if drop_cfg["enabled"]:
             mode = "preview" if preview else ("observe" if drop_cfg["dry_run"] else "act")
 

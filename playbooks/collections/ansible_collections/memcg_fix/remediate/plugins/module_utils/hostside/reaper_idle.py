@@ -101,8 +101,8 @@ def reclaim_pass(settings, layout, host_root, state, now, act, log):
         usage = usage_bytes(local_path)
         if usage is None or usage < settings["min_charge_bytes"] or usage == 0:
             continue  # its children's reclaim already emptied it
-        busy, _detail = populated(local_path)
-        if busy is not False:
+        now_busy, _detail = populated(local_path)
+        if now_busy is not False:
             continue  # a task arrived since the walk
         idle_for = now - float(entry["since"])
         if not act:
