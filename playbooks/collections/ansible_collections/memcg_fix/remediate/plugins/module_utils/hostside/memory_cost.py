@@ -131,7 +131,8 @@ def parse_ls_names(text):
         lrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry(602:docker.socket) -> :t-0000192
         drwxr-xr-x 2 root root 0 Feb  7 05:23 :t-0000192
 
-    >>> parse_ls_names("total 0\\nlrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry(6:a) -> :t-0000192\\n"
+    >>> parse_ls_names("total 0\\n"
+    ...                "lrwxrwxrwx 1 root root 0 Feb  7 05:23 dentry(6:a) -> :t-0000192\\n"
     ...                "drwxr-xr-x. 2 root root system_u:object_r:sysfs_t:s0 0 Dec  6  2019 .\\n")
     ['dentry(6:a)']
     """
