@@ -409,6 +409,15 @@ def memory_layout(root="/", mountinfo_text=None, live=True):
 RECLAIM_UPSTREAM = (5, 19)
 
 
+def host_memory_layout(root):
+    # type: (str) -> Dict[str, Any]
+    """:func:`memory_layout` of the host at ``root``: this one, read live,
+    when ``root`` is ``/``; a host tree mounted there otherwise."""
+    if root in ("/", ""):
+        return memory_layout("/", live=True)
+    return memory_layout(root, live=False)
+
+
 def reclaim_interface(root, layout, release_numbers=None):
     # type: (str, Dict[str, Any], Optional[Sequence[int]]) -> Tuple[Optional[str], str]
     """How the memory cgroups of the host at ``root`` can be reclaimed on demand:

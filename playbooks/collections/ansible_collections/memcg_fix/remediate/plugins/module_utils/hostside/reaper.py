@@ -25,12 +25,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import argparse
 import os
 import sys
 import time
 
 from . import cgroupfs
+from .command import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError, exit_code_of
 from .fileio import path_under_root
 from .reaper_config import DEFAULT_CONFIG, ConfigError, load_config
 from .reaper_drop_caches import drop_caches_pass
@@ -41,19 +41,14 @@ from .safeedit import EditError
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Any, Callable, Dict, NoReturn, Optional, Sequence  # noqa: F401 # novermin
+    from typing import Any, Callable, Dict, Optional, Sequence  # noqa: F401 # novermin
 
 PROG = "memcg-fix-reaper"
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
-EXIT_USAGE = 2
 
 _clock = getattr(time, "monotonic", time.time)
-
-
-class UsageError(Exception):
-    """Bad command line."""
 
 
 def _read_first_line(path):
@@ -73,15 +68,9 @@ def _shown(value):
 # -------------------------------------------------------------------- main
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # type: (str) -> NoReturn
-        raise UsageError("%s (see --help)" % message)
-
-
 def build_parser():
-    # type: () -> argparse.ArgumentParser
-    parser = _Parser(
+    # type: () -> ArgumentParser
+    parser = ArgumentParser(
         prog=PROG,
         description="One pass: reclaim idle, unpopulated memory cgroups, and run "
                     "drop_caches when the zombie memcg count passes its threshold and grows. "
@@ -140,10 +129,7 @@ def run_pass(config, preview, log):
             state["idle"] = {}
         state["boot_id"] = boot_id
 
-        if host_root in ("/", ""):
-            layout = cgroupfs.memory_layout("/", live=True)
-        else:
-            layout = cgroupfs.memory_layout(host_root, live=False)
+        layout = cgroupfs.host_memory_layout(host_root)
         counts = cgroupfs.dying_memcgs(host_root, layout)
         if counts.get("dying") is None:
             log("dying memcg count unknown: %s" % counts.get("reason"))
@@ -232,14 +218,14 @@ def main(argv=None):
         log(str(exc))
         return EXIT_USAGE
     except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return exit_code_of(exc)
     if note:
         log(note)
     try:
         return run_pass(config, args.dry_run, log)
     except KeyboardInterrupt:
         log("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

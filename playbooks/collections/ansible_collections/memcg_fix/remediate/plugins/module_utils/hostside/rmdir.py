@@ -17,7 +17,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import argparse
 import errno
 import json
 import os
@@ -25,24 +24,20 @@ import stat
 import sys
 
 from . import cgroupfs
+from .command import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError, exit_code_of
 from .fileio import path_under_root
 from .reclaim import human_bytes, read_control, reclaim_and_remove
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple  # noqa: F401 # novermin
+    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
 
 PROG = "memcg-fix-rmdir"
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
-EXIT_USAGE = 2
 
 DEFAULT_TIMEOUT = 30.0
-
-
-class UsageError(Exception):
-    """The command line names something this tool will never act on."""
 
 
 # ------------------------------------------------------------ target checks
@@ -195,15 +190,9 @@ def format_text(results, summary):
     return "\n".join(lines) + "\n"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # type: (str) -> NoReturn
-        raise UsageError("%s (see --help)" % message)
-
-
 def build_parser():
-    # type: () -> argparse.ArgumentParser
-    parser = _Parser(
+    # type: () -> ArgumentParser
+    parser = ArgumentParser(
         prog=PROG,
         description="Reclaim the memory charged to memory cgroups, then remove them, "
                     "children first, so that no zombie (dying) memcg is left behind.",
@@ -244,10 +233,7 @@ def run(argv=None):
     root = args.root
     if root not in ("/", "") and not os.path.isdir(root):
         raise UsageError("--root %s is not a directory" % root)
-    if root in ("/", ""):
-        layout = cgroupfs.memory_layout("/", live=True)
-    else:
-        layout = cgroupfs.memory_layout(root, live=False)
+    layout = cgroupfs.host_memory_layout(root)
     paths = list(args.paths)
     populated_ok, reclaim_only = args.populated_ok, args.reclaim_only
     if args.own:
@@ -276,11 +262,11 @@ def main(argv=None):
     except UsageError as exc:
         sys.stderr.write("%s: %s\n" % (PROG, exc))
         return EXIT_USAGE
-    except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except SystemExit as exc:  # --help
+        return exit_code_of(exc)
     except KeyboardInterrupt:
         sys.stderr.write("%s: interrupted\n" % PROG)
-        return 130
+        return EXIT_INTERRUPTED
     sys.stdout.write(text)
     sys.stdout.flush()
     return code
