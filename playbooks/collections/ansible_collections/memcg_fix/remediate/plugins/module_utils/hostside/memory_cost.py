@@ -55,10 +55,12 @@ def parse_slabinfo(text):
 
     Each item is ``{name, active_objs, num_objs, objsize}``. A name can occur
     twice: a cache destroyed with objects still in it stays, and its
-    replacement is added (seed 001: two ``slab_test`` rows).
+    replacement is added (two ``slab_test`` rows in the "Objects remaining in
+    slab_test on kmem_cache_close()" report,
+    https://blog.csdn.net/xqjcool/article/details/107735843).
 
     Sample, /proc/slabinfo of this project's Debian 12 host, and the
-    duplicate rows of seed 001 (3.10.0-514.26.2.el7)::
+    duplicate rows of that report (3.10.0-514.26.2.el7)::
 
         slabinfo - version: 2.1
         # name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
