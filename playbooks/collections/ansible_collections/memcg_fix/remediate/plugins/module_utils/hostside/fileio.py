@@ -25,7 +25,7 @@ import threading
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Callable, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+    from typing import List, Optional, Sequence, Tuple  # noqa: F401 # novermin
 
 MAX_READ_BYTES = 16 * 1024 * 1024
 MAX_SYMLINKS = 40

@@ -31,7 +31,7 @@ import re
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+    from typing import Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
 
 GRUBENV_HEADER = "# GRUB Environment Block\n"
 

@@ -13,7 +13,7 @@ import re
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Any, Dict, List, Optional  # noqa: F401 # novermin
+    from typing import Dict, List, Optional  # noqa: F401 # novermin
 
 # The format memcg-fix asks dpkg-query for: the same columns as `dpkg -l`.
 DPKG_QUERY_FORMAT = "${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n"

@@ -28,7 +28,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 # section -> option -> (kind, default). Every option is documented in the
 # role's templates/reaper.conf.j2.
-OPTIONS = {  # type: Dict[str, Dict[str, Tuple[str, Any]]]
+OPTIONS = {
     "reaper": {
         "state_dir": ("path", "/var/lib/memcg-fix"),
         "textfile_dir": ("optional_path", "/var/lib/node_exporter/textfile_collector"),
@@ -55,7 +55,7 @@ OPTIONS = {  # type: Dict[str, Dict[str, Tuple[str, Any]]]
         "require_growth": ("bool", True),
         "timeout_seconds": ("seconds", 600.0),
     },
-}
+}  # type: Dict[str, Dict[str, Tuple[str, Any]]]
 
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
