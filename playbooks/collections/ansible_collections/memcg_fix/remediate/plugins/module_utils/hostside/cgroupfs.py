@@ -451,8 +451,8 @@ def reclaim_interface(root, layout, release_numbers=None):
         for directory in candidates:
             if _isfile(root, directory + "/memory.reclaim"):
                 return "memory.reclaim", "%s/memory.reclaim exists" % directory
-            if _isfile(root, directory + "/memory.max") or _isfile(root,
-                                                                  directory + "/memory.stat"):
+            if (_isfile(root, directory + "/memory.max")
+                    or _isfile(root, directory + "/memory.stat")):
                 seen.append(directory)
     if seen:
         return "none", ("%s has memory files but no memory.reclaim (added in 5.19)" % seen[0])

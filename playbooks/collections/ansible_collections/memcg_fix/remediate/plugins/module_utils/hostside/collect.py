@@ -771,8 +771,8 @@ def _pam_services(ctx):
     if True in verdicts:
         return services, True, None
     if None in verdicts:
-        reasons = ["%s: %s" % (e["service"], e["error"] or "only on some paths (a condition on "
-                                                          "the user or host)")
+        some_paths = "only on some paths (a condition on the user or host)"
+        reasons = ["%s: %s" % (e["service"], e["error"] or some_paths)
                    for e in judged if e["writes_in_session"] is None]
         return services, None, "; ".join(reasons)
     return services, False, None

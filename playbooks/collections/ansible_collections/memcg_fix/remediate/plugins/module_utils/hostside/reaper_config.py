@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import math
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
@@ -92,7 +93,7 @@ def _convert(kind, value, where):
             seconds = float(value)
         except ValueError:
             raise ConfigError("%s: '%s' is not a number of seconds" % (where, value))
-        if not seconds > 0:
+        if math.isnan(seconds) or seconds <= 0:
             raise ConfigError("%s: must be more than 0 seconds" % where)
         return seconds
     if kind in ("path", "optional_path"):
