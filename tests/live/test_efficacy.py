@@ -54,12 +54,10 @@ except ImportError:  # standalone on a test host
     pytest = None
 
 try:
-    from remediate.hostside import cgroupfs
-    from remediate.hostside import rmdir as rmdir_mod
+    from remediate.hostside import cgroupfs, reclaim
 except ImportError:  # standalone, next to the package the role installs
     sys.path.insert(0, "/usr/lib/memcg-fix")
-    from memcg_fix_host import cgroupfs  # type: ignore[no-redef]
-    from memcg_fix_host import rmdir as rmdir_mod  # type: ignore[no-redef]
+    from memcg_fix_host import cgroupfs, reclaim  # type: ignore[no-redef]
 
 # Standalone on a test host the file may sit anywhere; only the repo's copy records results.
 _HERE = Path(__file__).resolve()
@@ -172,7 +170,7 @@ class Bench:
         _, status = os.waitpid(pid, 0)
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             raise RuntimeError(f"the charging child failed in {cgroup}")
-        return rmdir_mod.usage_bytes(str(cgroup)) or 0
+        return reclaim.usage_bytes(str(cgroup)) or 0
 
     def reaper_pass(self, config: str, name: str) -> dict:
         path = self.workdir / f"{name}-{self.sequence}.conf"
@@ -217,7 +215,7 @@ class Bench:
                   "charged_mean_bytes": sum(charged) // max(len(charged), 1),
                   # what is still charged below the arm's parent: the page cache
                   # that pins its removed children (only our cgroups are there)
-                  "pinned_bytes": rmdir_mod.usage_bytes(str(parent)) or 0}
+                  "pinned_bytes": reclaim.usage_bytes(str(parent)) or 0}
         result.update(extra)
         return result
 
@@ -310,8 +308,8 @@ class Bench:
     def cleanup(self) -> None:
         """Reclaim, then remove, everything under our prefix (children first):
         this also releases what arm a left pinned."""
-        for path in rmdir_mod.subtree_post_order(str(self.prefix)):
-            rmdir_mod.reclaim(path, 30)
+        for path in reclaim.subtree_post_order(str(self.prefix)):
+            reclaim.reclaim_cgroup(path, 30)
             try:
                 os.rmdir(path)
             except OSError as exc:

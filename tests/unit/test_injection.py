@@ -46,7 +46,7 @@ from markdown_it import MarkdownIt
 
 from remediate import render as render_mod
 from remediate.facts.model import Unknown
-from remediate.hostside import cgroupfs, rmdir
+from remediate.hostside import cgroupfs, reclaim
 from remediate.plan import HostPlan, Plan, PlannedMitigation, PolicyRef
 from remediate.resources import collection_dir, role_dir
 from remediate.text import shown
@@ -373,7 +373,7 @@ def hostile_cgroups(marker: str, tmp_path: Path) -> Iterator[list[Path]]:
         yield created
     finally:
         for path in created:
-            rmdir.reclaim(str(path), 30)
+            reclaim.reclaim_cgroup(str(path), 30)
             for _ in range(50):
                 try:
                     os.rmdir(path)

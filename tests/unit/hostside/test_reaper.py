@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.hostside import reaper
+from remediate.hostside import reaper, reaper_config, reaper_metrics, reaper_state
 from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -128,11 +128,11 @@ class ReaperHost:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def state(self) -> dict:
-        return json.loads((self.state_dir / reaper.STATE_NAME).read_text())
+        return json.loads((self.state_dir / reaper_state.STATE_NAME).read_text())
 
     def metrics(self) -> dict[str, float]:
         samples = {}
-        for line in (self.prom / reaper.TEXTFILE_NAME).read_text().splitlines():
+        for line in (self.prom / reaper_metrics.TEXTFILE_NAME).read_text().splitlines():
             if line and not line.startswith("#"):
                 name, value = line.rsplit(" ", 1)
                 samples[name] = float(value)
@@ -215,7 +215,7 @@ def test_an_explicit_config_must_exist(tmp_path, capsys):
 
 
 def test_the_default_path_falls_back_to_safe_defaults(tmp_path):
-    config, note = reaper.load_config(str(tmp_path / "absent.conf"), explicit=False)
+    config, note = reaper_config.load_config(str(tmp_path / "absent.conf"), explicit=False)
     assert "using the built-in defaults" in note
     assert config["reclaim"]["enabled"] is True
     assert config["reclaim"]["grace_seconds"] == 300
@@ -382,8 +382,8 @@ def test_command_line_dry_run_changes_nothing(host, drops, capsys):
     assert (app / "memory.force_empty").read_text() == "0"
     (app / "memory.force_empty").write_text("")
     (app / "memory.usage_in_bytes").write_text(f"{8 << 20}\n")
-    state_before = (host.state_dir / reaper.STATE_NAME).read_bytes()
-    metrics_before = (host.prom / reaper.TEXTFILE_NAME).read_bytes()
+    state_before = (host.state_dir / reaper_state.STATE_NAME).read_bytes()
+    metrics_before = (host.prom / reaper_metrics.TEXTFILE_NAME).read_bytes()
     host.dying = 50
     code, err = host.run(capsys, "--dry-run")
     assert code == 0, err
@@ -393,8 +393,8 @@ def test_command_line_dry_run_changes_nothing(host, drops, capsys):
     assert "(dry run)" in err
     assert (app / "memory.force_empty").read_text() == ""
     assert drops.count() == 0
-    assert (host.state_dir / reaper.STATE_NAME).read_bytes() == state_before
-    assert (host.prom / reaper.TEXTFILE_NAME).read_bytes() == metrics_before
+    assert (host.state_dir / reaper_state.STATE_NAME).read_bytes() == state_before
+    assert (host.prom / reaper_metrics.TEXTFILE_NAME).read_bytes() == metrics_before
 
 
 def test_dry_run_on_a_fresh_host_creates_nothing(host, capsys):
@@ -483,7 +483,7 @@ def test_guard_holds_across_concurrent_starts(host, drops, capsys):
         host.cgroup(f"idle-{i}")
     host.configure(reclaim={"enabled": True, "grace_seconds": 0, "min_charge_bytes": 1})
     host.dying = 100
-    holder = os.open(host.state_dir / reaper.LOCK_NAME, os.O_RDWR)
+    holder = os.open(host.state_dir / reaper_state.LOCK_NAME, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         procs = [host.spawn() for _ in range(8)]
@@ -520,7 +520,7 @@ def test_guard_runs_again_after_its_interval(host, drops, capsys):
 def test_a_corrupt_state_makes_the_guard_wait_a_full_interval(host, drops, capsys):
     guard(host, require_growth=False)
     host.state_dir.mkdir()
-    (host.state_dir / reaper.STATE_NAME).write_text("{not json")
+    (host.state_dir / reaper_state.STATE_NAME).write_text("{not json")
     host.dying = 99
     code, err = host.run(capsys)
     assert code == 1
@@ -533,9 +533,9 @@ def test_a_clock_set_back_restarts_the_interval(host, drops, capsys):
     guard(host, require_growth=False)
     host.state_dir.mkdir()
     future = time.time() + 86400
-    state = reaper.fresh_state()
+    state = reaper_state.fresh_state()
     state["last_drop_caches"] = future
-    (host.state_dir / reaper.STATE_NAME).write_text(json.dumps(state))
+    (host.state_dir / reaper_state.STATE_NAME).write_text(json.dumps(state))
     host.dying = 99
     _code, err = host.run(capsys)
     assert "the clock went back" in err
@@ -561,7 +561,8 @@ def test_when_the_run_cannot_be_recorded_first_nothing_is_dropped(host, drops, c
     guard(host, require_growth=False)
     host.dying = 99
     host.state_dir.mkdir()
-    (host.state_dir / reaper.LOCK_NAME).write_text("")  # the lock opens; new files cannot be made
+    # the lock opens; new files cannot be made
+    (host.state_dir / reaper_state.LOCK_NAME).write_text("")
     if subprocess.run(["chattr", "+i", str(host.state_dir)], capture_output=True).returncode:
         pytest.skip(f"chattr +i is not supported on {host.state_dir}")
     try:
@@ -576,7 +577,7 @@ def test_when_the_run_cannot_be_recorded_first_nothing_is_dropped(host, drops, c
 def test_a_held_lock_makes_a_pass_give_up(host, capsys):
     host.configure(reaper={"lock_timeout_seconds": 0.3})
     host.state_dir.mkdir()
-    holder = os.open(host.state_dir / reaper.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    holder = os.open(host.state_dir / reaper_state.LOCK_NAME, os.O_RDWR | os.O_CREAT)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         code, err = host.run(capsys)
@@ -616,9 +617,9 @@ def test_textfile_has_every_family_once_and_mode_0644(host, capsys):
     host.dying = 42
     started = time.time()
     assert host.run(capsys)[0] == 0
-    path = host.prom / reaper.TEXTFILE_NAME
+    path = host.prom / reaper_metrics.TEXTFILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert sorted(p.name for p in host.prom.iterdir()) == [reaper.TEXTFILE_NAME]
+    assert sorted(p.name for p in host.prom.iterdir()) == [reaper_metrics.TEXTFILE_NAME]
     text = path.read_text()
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
     assert types == EXPECTED_FAMILIES
@@ -692,19 +693,20 @@ def test_a_reader_never_sees_a_partial_textfile(tmp_path):
     (its length line matches its body)."""
     out = tmp_path / "prom"
     out.mkdir()
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(out / reaper.TEXTFILE_NAME)],
+    textfile = out / reaper_metrics.TEXTFILE_NAME
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(textfile)],
                               stdout=subprocess.PIPE, text=True)
     try:
         for i in range(200):
             body = "".join(f'memcg_fix_padding{{n="{j}"}} {i}\n' for j in range(4000))
-            reaper.write_textfile(str(out), f"# len {len(body)}\n{body}")
+            reaper_metrics.write_textfile(str(out), f"# len {len(body)}\n{body}")
     finally:
         time.sleep(0.2)
         reader.terminate()
     reads, torn = map(int, reader.communicate(timeout=30)[0].split())
     assert reads > 50  # the reader really raced the writer
     assert torn == 0
-    assert sorted(p.name for p in out.iterdir()) == [reaper.TEXTFILE_NAME]
+    assert sorted(p.name for p in out.iterdir()) == [reaper_metrics.TEXTFILE_NAME]
 
 
 READER = r"""

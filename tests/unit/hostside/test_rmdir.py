@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.hostside import rmdir
+from remediate.hostside import reclaim, rmdir
 from remediate.resources import role_dir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -305,13 +305,13 @@ def test_a_blocking_write_is_killed_at_the_timeout(host, capsys):
 def test_write_control_reports_the_child_errno(tmp_path):
     target = tmp_path / "ro"
     target.mkdir()
-    outcome = rmdir.write_control(str(target), b"0", 5)  # a directory cannot be written
+    outcome = reclaim.write_control(str(target), b"0", 5)  # a directory cannot be written
     assert outcome == {"errno": errno.EISDIR, "timed_out": False,
                        "seconds": outcome["seconds"]}
     link = tmp_path / "link"
     os.symlink(tmp_path / "file", link)
     (tmp_path / "file").write_text("")
-    assert rmdir.write_control(str(link), b"0", 5)["errno"] == errno.ELOOP  # O_NOFOLLOW
+    assert reclaim.write_control(str(link), b"0", 5)["errno"] == errno.ELOOP  # O_NOFOLLOW
     assert (tmp_path / "file").read_text() == ""
 
 
@@ -351,7 +351,7 @@ class StandInReclaimKernel:
 
 def test_v2_loop_goes_on_through_eagain_while_it_progresses():
     kernel = StandInReclaimKernel(usage=10000, reclaimable=10000, per_write=3000)
-    result = rmdir.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
+    result = reclaim.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
     assert result["status"] == "ok"
     assert kernel.usage == 0
     assert kernel.asked == [10000, 7000, 4000, 1000]  # never more than the usage
@@ -359,7 +359,7 @@ def test_v2_loop_goes_on_through_eagain_while_it_progresses():
 
 def test_v2_loop_stops_when_the_rest_will_not_go():
     kernel = StandInReclaimKernel(usage=10000, reclaimable=6000, per_write=4000)
-    result = rmdir.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
+    result = reclaim.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
     assert result["status"] == "partial"
     assert kernel.usage == 4000
     assert kernel.asked == [10000, 6000, 4000, 4000]
@@ -368,7 +368,7 @@ def test_v2_loop_stops_when_the_rest_will_not_go():
 def test_v2_loop_respects_the_step_bound_and_the_deadline():
     kernel = StandInReclaimKernel(usage=10 << 30, reclaimable=10 << 30, per_write=1 << 30,
                                   seconds=4.0)
-    result = rmdir.stepped_reclaim(kernel.read_usage, kernel.write, 10, clock=kernel.clock,
+    result = reclaim.stepped_reclaim(kernel.read_usage, kernel.write, 10, clock=kernel.clock,
                                    step_max=1 << 28)
     assert result["status"] == "timeout"
     assert len(kernel.asked) == 3  # 0s, 4s, 8s; at 12s the 10s deadline has passed
@@ -378,14 +378,14 @@ def test_v2_loop_respects_the_step_bound_and_the_deadline():
 def test_v2_loop_reports_an_error_other_than_eagain():
     kernel = StandInReclaimKernel(usage=4096, reclaimable=4096, per_write=4096,
                                   fail_with=errno.EINVAL)
-    result = rmdir.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
+    result = reclaim.stepped_reclaim(kernel.read_usage, kernel.write, 30, clock=kernel.clock)
     assert result["status"] == "error"
     assert "Invalid argument" in result["detail"]
 
 
 def test_v2_loop_with_nothing_charged_writes_nothing():
     kernel = StandInReclaimKernel(usage=0, reclaimable=0, per_write=1)
-    assert rmdir.stepped_reclaim(kernel.read_usage, kernel.write, 30,
+    assert reclaim.stepped_reclaim(kernel.read_usage, kernel.write, 30,
                                  clock=kernel.clock)["status"] == "ok"
     assert kernel.asked == []
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from remediate.hostside import cgroupfs, rmdir
+from remediate.hostside import cgroupfs, reclaim
 
 pytestmark = pytest.mark.live_kernel
 
@@ -47,11 +47,11 @@ def prefix(layout, request):
         yield path
     finally:
         # reclaim before rmdir, so the test leaves no zombie behind either
-        for leftover in rmdir.subtree_post_order(str(path)):
-            rmdir.reclaim(leftover, 30)
+        for leftover in reclaim.subtree_post_order(str(path)):
+            reclaim.reclaim_cgroup(leftover, 30)
             os.rmdir(leftover)
         if not any(p.is_dir() for p in path.parent.iterdir()):
-            rmdir.reclaim(str(path.parent), 30)
+            reclaim.reclaim_cgroup(str(path.parent), 30)
             os.rmdir(path.parent)
 
 
@@ -87,7 +87,7 @@ def charge(cgroup: Path, data: Path) -> None:
 
 
 def usage(cgroup: Path) -> int:
-    return rmdir.usage_bytes(str(cgroup))
+    return reclaim.usage_bytes(str(cgroup))
 
 
 def test_tree_is_reclaimed_and_removed_children_first(prefix, data_file):

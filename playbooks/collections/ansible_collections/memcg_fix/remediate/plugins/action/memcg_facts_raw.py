@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import shlex
+import tokenize
 import zlib
 from pathlib import Path
 from typing import Any
@@ -85,13 +87,34 @@ def _module_closure(directory: Path, entries: tuple[str, ...]) -> list[str]:
     return sorted(seen)
 
 
+# PEP 263: Python 2.7 compiles non-ASCII source only below such a line
+_CODING_COMMENT = re.compile(r"^#.*coding[:=]")
+
+
+def without_comments(source: str) -> str:
+    """``source`` with its comments cut out (type comments, lint markers and
+    notes are a tenth of the collector's bytes), found by Python's own
+    tokenizer so a ``#`` in a string stays. Lines stay where they were, so a
+    traceback's line numbers are the file's; the encoding line stays."""
+    lines = source.splitlines(keepends=True)
+    for token in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
+        if token.type != tokenize.COMMENT or _CODING_COMMENT.match(token.string):
+            continue
+        (row, start), (_row, end) = token.start, token.end
+        line = lines[row - 1]
+        lines[row - 1] = line[:start].rstrip() + line[end:]
+    return "".join(lines)
+
+
 def build_payload(directory: Path = _HOSTSIDE) -> str:
     """base64 of zlib of ``name NUL source NUL ...``: what the bootstrap unpacks."""
     blob = b"".join(
-        name.encode("ascii") + b"\0" + (directory / f"{name}.py").read_bytes() + b"\0"
+        name.encode("ascii") + b"\0"
+        + without_comments((directory / f"{name}.py").read_text(encoding="utf-8")).encode("utf-8")
+        + b"\0"
         for name in _module_closure(directory, _ENTRY_MODULES)
     )
-    return base64.b64encode(zlib.compress(blob, 6)).decode("ascii")
+    return base64.b64encode(zlib.compress(blob, 9)).decode("ascii")
 
 
 def _load() -> tuple[str, str]:
@@ -110,7 +133,7 @@ def cache_key(payload: str, bootstrap: str) -> str:
 try:
     _SHIPPED: tuple[str, str] | None = _load()
     _LOAD_ERROR = ""
-except (OSError, UnicodeError) as exc:
+except (OSError, UnicodeError, SyntaxError, tokenize.TokenError) as exc:
     _SHIPPED = None
     _LOAD_ERROR = f"cannot read the collector shipped with the collection: {exc}"
 

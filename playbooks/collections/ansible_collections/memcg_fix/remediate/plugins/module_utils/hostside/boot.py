@@ -18,6 +18,10 @@ import re
 from .cmdline import has_nokmem, split_args
 from .kernel import release_from_kernel_path
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Match, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
 _GRUBBY_KEYS = ("index", "kernel", "args", "root", "initrd", "title", "id", "boot")
 
 _PLAIN_RUN = re.compile(r"[^'\"\\\\$]+")
@@ -41,10 +45,12 @@ class ExpansionBudget(object):
     """What substitutions may still add; shared by every file of one source."""
 
     def __init__(self, limit=MAX_EXPANSION):
+        # type: (int) -> None
         self.limit = limit
         self.left = limit
 
     def spend(self, value, name, where):
+        # type: (str, str, str) -> str
         self.left -= len(value)
         if self.left < 0:
             raise ExpansionError(
@@ -54,6 +60,7 @@ class ExpansionBudget(object):
 
 
 def _unquote(value):
+    # type: (str) -> str
     value = value.strip()
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         return value[1:-1]
@@ -61,6 +68,7 @@ def _unquote(value):
 
 
 def parse_grubby_info(text):
+    # type: (str) -> List[Dict[str, Any]]
     """Parse ``grubby --info=ALL`` into a list of boot entries.
 
     Sample, EL7 legacy form (RedHatInsights/insights-core,
@@ -82,12 +90,12 @@ def parse_grubby_info(text):
     >>> len(e), e[0]["index"], e[0]["kernel"], e[0]["release"], e[0]["nokmem"]
     (1, 0, '/boot/vmlinuz-5.14.0-70.el9.x86_64', '5.14.0-70.el9.x86_64', True)
     """  # noqa: E501 (real sample lines)
-    entries = []
-    current = None
+    entries = []  # type: List[Dict[str, Any]]
+    current = None  # type: Optional[Dict[str, Any]]
     pending_key = None
     pending = []
     for line in text.splitlines():
-        if pending_key is not None:
+        if pending_key is not None and current is not None:  # a quoted value goes on
             pending.append(line)
             if line.rstrip().endswith('"'):
                 current[pending_key] = _unquote(" ".join(pending))
@@ -126,6 +134,7 @@ def parse_grubby_info(text):
 
 
 def _entry(index, kernel, title, args, source, entry_id=None):
+    # type: (int, str, Optional[str], List[str], str, Optional[str]) -> Dict[str, Any]
     return {
         "index": index,
         "id": entry_id,
@@ -139,6 +148,7 @@ def _entry(index, kernel, title, args, source, entry_id=None):
 
 
 def _expand_shell(value, env, budget=None, where="a shell word"):
+    # type: (str, Dict[str, str], Optional[ExpansionBudget], str) -> str
     """Expand a shell word: quotes, backslashes, ``$VAR`` and ``${VAR}``.
 
     Command substitution is never run: a word holding a backtick or ``$(``
@@ -193,6 +203,7 @@ def _expand_shell(value, env, budget=None, where="a shell word"):
 
 
 def parse_default_grub(text, env=None, budget=None, where="/etc/default/grub"):
+    # type: (str, Optional[Dict[str, str]], Optional[ExpansionBudget], str) -> Dict[str, str]
     """Apply the ``KEY=value`` lines of /etc/default/grub (or a grub.d drop-in).
 
     ``env`` holds the values so far, so that a drop-in's
@@ -236,6 +247,7 @@ def parse_default_grub(text, env=None, budget=None, where="/etc/default/grub"):
 
 
 def parse_bls_entry(text):
+    # type: (str) -> Dict[str, str]
     """Parse a Boot Loader Specification entry (``key value`` lines).
 
     Sample, a RHEL 8 entry (Red Hat, "Managing, monitoring and updating the
@@ -269,6 +281,7 @@ def parse_bls_entry(text):
 
 
 def parse_grubenv(text):
+    # type: (str) -> Dict[str, str]
     """Parse a GRUB environment block (``grub2-editenv list`` format).
 
     Sample, /boot/grub2/grubenv of a RHEL 8 host (insights-core,
@@ -294,6 +307,7 @@ def parse_grubenv(text):
 
 
 def expand_bls_options(options, grubenv, budget=None, where="a BLS entry"):
+    # type: (Optional[str], Dict[str, str], Optional[ExpansionBudget], str) -> str
     """Expand ``$var`` references in BLS options from grubenv.
 
     Substituted values spend ``budget`` (:class:`ExpansionError` past it).
@@ -305,6 +319,7 @@ def expand_bls_options(options, grubenv, budget=None, where="a BLS entry"):
         budget = ExpansionBudget()
 
     def repl(match):
+        # type: (Match[str]) -> str
         name = match.group(1) or match.group(2)
         return budget.spend(grubenv.get(name, ""), name, where)
     expanded = _VARIABLE.sub(repl, options or "")
@@ -312,6 +327,7 @@ def expand_bls_options(options, grubenv, budget=None, where="a BLS entry"):
 
 
 def bls_entries(named_texts, grubenv, budget=None):
+    # type: (Sequence[Tuple[str, str]], Dict[str, str], Optional[ExpansionBudget]) -> List[Dict[str, Any]]
     """Boot entries from ``[(file name, text), ...]`` of /boot/loader/entries.
 
     Sorted as GRUB's blscfg does: newest version first. The expansion of
@@ -340,12 +356,14 @@ def bls_entries(named_texts, grubenv, budget=None):
 
 
 def _version_key(text):
+    # type: (str) -> List[Tuple[int, int, str]]
     """A rough sort key for kernel versions (numbers compare as numbers)."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part)
             for part in re.findall(r"\d+|[A-Za-z]+", text)]
 
 
 def parse_grub_cfg(text):
+    # type: (str) -> List[Dict[str, Any]]
     """Boot entries of a generated grub.cfg (``menuentry`` blocks and their
     ``linux``/``linux16``/``linuxefi`` line).
 
@@ -360,7 +378,7 @@ def parse_grub_cfg(text):
     >>> e[0]["release"], e[0]["args"]
     ('6.1.0-18-amd64', ['root=/dev/vda1', 'ro', 'quiet'])
     """  # noqa: E501 (real sample lines)
-    entries = []
+    entries = []  # type: List[Dict[str, Any]]
     title = None
     depth = 0
     for raw in text.splitlines():

@@ -21,6 +21,10 @@ import stat
 
 from .fileio import SourceError, read_text, resolve_in_root
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
 CGROUP2_SUPER_MAGIC = 0x63677270
 CGROUP_SUPER_MAGIC = 0x27E0EB
 TMPFS_MAGIC = 0x01021994
@@ -41,13 +45,14 @@ _MOUNT_TABLES = ("proc/self/mountinfo", "proc/1/mountinfo", "proc/mounts", "etc/
 _V1_ATTEMPTS = 3
 
 # libc for statfs(2), loaded on first use
-_LIBC = []
+_LIBC = []  # type: List[Any]
 
 # Filesystems whose directory link count is 2 plus the number of subdirectories.
 _LINK_COUNT_MAGICS = (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC)
 
 
 def _decode_octal(field):
+    # type: (str) -> str
     r"""Undo the kernel's octal escapes of space, tab, newline and backslash.
 
     >>> _decode_octal("/mnt/my\\040disk")
@@ -70,6 +75,7 @@ def _decode_octal(field):
 
 
 def parse_mountinfo(text):
+    # type: (str) -> List[Dict[str, Any]]
     r"""Parse /proc/<pid>/mountinfo (or, line by line, /proc/mounts).
 
     Sample, from proc(5) (https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html)
@@ -90,7 +96,7 @@ def parse_mountinfo(text):
     >>> parse_mountinfo("36 35 98:0 /mnt1 /my\\040mnt rw - ext3 /dev/root rw")[0]["mount_point"]
     '/my mnt'
     """  # noqa: E501 (real sample lines)
-    mounts = []
+    mounts = []  # type: List[Dict[str, Any]]
     for line in text.splitlines():
         fields = line.split()
         if not fields:
@@ -121,6 +127,7 @@ def parse_mountinfo(text):
 
 
 def parse_proc_cgroups(text):
+    # type: (str) -> Dict[str, Dict[str, Any]]
     """Parse /proc/cgroups: ``{subsys: {hierarchy, num_cgroups, enabled}}``.
 
     Sample, from this project's Debian 12 host (kernel 6.18, hybrid)::
@@ -153,6 +160,7 @@ def parse_proc_cgroups(text):
 
 
 def parse_cgroup_stat(text):
+    # type: (str) -> Dict[str, int]
     """Parse a cgroup2 ``cgroup.stat`` into ``{key: int}``.
 
     Sample, /sys/fs/cgroup/unified/cgroup.stat on this project's Debian 12
@@ -180,6 +188,7 @@ def parse_cgroup_stat(text):
 
 
 def parse_controllers(text):
+    # type: (str) -> List[str]
     """Parse a cgroup2 ``cgroup.controllers`` line into a list of names.
 
     Sample (a v2-only Fedora host): ``cpuset cpu io memory hugetlb pids rdma misc``
@@ -191,6 +200,7 @@ def parse_controllers(text):
 
 
 def statfs_magic(path):
+    # type: (str) -> Optional[int]
     """The ``f_type`` of statfs(2) on ``path``, or None when it cannot be had.
 
     The standard library has no statfs, so this calls libc through ctypes.
@@ -220,6 +230,7 @@ def statfs_magic(path):
 
 
 def _load_libc(ctypes):
+    # type: (Any) -> Any
     """libc, or None. The symbols the running Python already has (dlopen(NULL):
     Python is linked against libc) come first; ``ctypes.util.find_library``,
     which runs ``ldconfig -p`` (a process), only where they lack statfs."""
@@ -237,35 +248,41 @@ def _load_libc(ctypes):
         return None
 
 
-def _host_path(root, path):
-    """``path`` (absolute on the host) as seen from here, confined to ``root``."""
+def _resolved_in_root(root, path):
+    # type: (str, str) -> str
+    """``path`` (absolute on the host) as seen from here, links resolved as
+    inside ``root`` (:func:`.fileio.resolve_in_root`), never leaving it."""
     if root in ("/", ""):
         return path
     return resolve_in_root(root, path)
 
 
 def _isfile(root, path):
+    # type: (str, str) -> bool
     try:
-        return os.path.isfile(_host_path(root, path))
+        return os.path.isfile(_resolved_in_root(root, path))
     except SourceError:
         return False
 
 
 def _isdir(root, path):
+    # type: (str, str) -> bool
     try:
-        return os.path.isdir(_host_path(root, path))
+        return os.path.isdir(_resolved_in_root(root, path))
     except SourceError:
         return False
 
 
 def _read_optional(root, path):
+    # type: (str, str) -> Optional[str]
     try:
-        return read_text(_host_path(root, path))
+        return read_text(_resolved_in_root(root, path))
     except SourceError:
         return None
 
 
 def _mount_table(root, live):
+    # type: (str, bool) -> Optional[str]
     """The text of the first mount table found for ``root``, or None."""
     if live:
         return _read_optional("/", "/proc/self/mountinfo")
@@ -277,6 +294,7 @@ def _mount_table(root, live):
 
 
 def _layout_from_mounts(mounts):
+    # type: (List[Dict[str, Any]]) -> Tuple[Optional[str], Optional[Dict[str, Any]], Optional[str]]
     """(mode, memory mount dict or None, unified mount point or None)."""
     v1_mounts = [m for m in mounts if m["fstype"] == "cgroup"]
     v2_mounts = [m for m in mounts if m["fstype"] == "cgroup2"]
@@ -301,6 +319,7 @@ def _layout_from_mounts(mounts):
 
 
 def _memory_on_v2(root, unified):
+    # type: (str, Optional[str]) -> Optional[bool]
     """True/False when cgroup.controllers of the cgroup2 root tells, else None."""
     if not unified:
         return None
@@ -311,6 +330,7 @@ def _memory_on_v2(root, unified):
 
 
 def _memory_from_proc_cgroups(root):
+    # type: (str) -> Optional[str]
     """'absent' when /proc/cgroups says memory is disabled, 'v2' when it is on
     no v1 hierarchy, None when /proc/cgroups is unreadable or has no row."""
     text = _read_optional(root, "/proc/cgroups")
@@ -323,6 +343,7 @@ def _memory_from_proc_cgroups(root):
 
 
 def memory_layout(root="/", mountinfo_text=None, live=True):
+    # type: (str, Optional[str], bool) -> Dict[str, Any]
     """Where cgroups and the memory controller live on the host at ``root``.
 
     Returns ``{mode, memory_controller, memory_mount, unified_mount,
@@ -402,7 +423,17 @@ def memory_layout(root="/", mountinfo_text=None, live=True):
 RECLAIM_UPSTREAM = (5, 19)
 
 
+def host_memory_layout(root):
+    # type: (str) -> Dict[str, Any]
+    """:func:`memory_layout` of the host at ``root``: this one, read live,
+    when ``root`` is ``/``; a host tree mounted there otherwise."""
+    if root in ("/", ""):
+        return memory_layout("/", live=True)
+    return memory_layout(root, live=False)
+
+
 def reclaim_interface(root, layout, release_numbers=None):
+    # type: (str, Dict[str, Any], Optional[Sequence[int]]) -> Tuple[Optional[str], str]
     """How the memory cgroups of the host at ``root`` can be reclaimed on demand:
     ``(interface, evidence)`` with interface ``memory.force_empty`` (v1),
     ``memory.reclaim`` (v2 that has it), ``none`` (v2 without it) or None.
@@ -426,7 +457,8 @@ def reclaim_interface(root, layout, release_numbers=None):
     if mount:
         candidates = [mount]
         try:
-            candidates += sorted(mount + "/" + name for name in os.listdir(_host_path(root, mount))
+            names = os.listdir(_resolved_in_root(root, mount))
+            candidates += sorted(mount + "/" + name for name in names
                                  if _isdir(root, mount + "/" + name))[:3]
         except (OSError, SourceError):
             pass
@@ -447,6 +479,7 @@ def reclaim_interface(root, layout, release_numbers=None):
 
 
 def count_memcg_dirs(path, link_counts=None, unlisted=None):
+    # type: (str, Optional[bool], Optional[List[Tuple[str, str]]]) -> int
     """Directories in the tree at ``path``, counting ``path`` itself.
 
     One ``os.scandir`` walk (``os.listdir`` plus ``lstat`` on Python 2.7),
@@ -515,12 +548,14 @@ def count_memcg_dirs(path, link_counts=None, unlisted=None):
 
 
 def _empty_dying(method=None, reason=None):
+    # type: (Optional[str], Optional[str]) -> Dict[str, Any]
     return {"live": None, "total": None, "dying": None, "method": method,
             "nr_dying_descendants": None, "nr_dying_subsys_memory": None,
             "nr_subsys_memory": None, "reason": reason}
 
 
 def _dying_v1(root, layout):
+    # type: (str, Dict[str, Any]) -> Dict[str, Any]
     result = _empty_dying("v1:num_cgroups-minus-dirs")
     if layout.get("memory_mount_root") not in (None, "/"):
         result["reason"] = ("only the subtree %s of the memory hierarchy is mounted here, "
@@ -528,12 +563,12 @@ def _dying_v1(root, layout):
                             % layout["memory_mount_root"])
         return result
     try:
-        proc_cgroups = _host_path(root, "/proc/cgroups")
-        mount = _host_path(root, layout["memory_mount"])
+        proc_cgroups = _resolved_in_root(root, "/proc/cgroups")
+        mount = _resolved_in_root(root, layout["memory_mount"])
     except SourceError as exc:
         result["reason"] = str(exc)
         return result
-    total = live = None
+    total = live = None  # type: Optional[int]
     for _attempt in range(_V1_ATTEMPTS):
         # /proc/cgroups and the walk as close together as possible, then a
         # second read: if the total moved, cgroups came or went mid-walk.
@@ -545,7 +580,7 @@ def _dying_v1(root, layout):
         if before is None:
             result["reason"] = "/proc/cgroups has no memory row"
             return result
-        unlisted = []
+        unlisted = []  # type: List[Tuple[str, str]]
         try:
             live = count_memcg_dirs(mount, unlisted=unlisted)
         except OSError as exc:
@@ -568,6 +603,8 @@ def _dying_v1(root, layout):
                             % (len(unlisted), "y" if len(unlisted) == 1 else "ies",
                                layout["memory_mount"], shown, why))
         return result
+    if live is None or total is None:  # pragma: no cover - the loop ran at least once
+        return result
     if live > total:
         # a kernel counts every memcg it has; a tree with more is not this kernel's
         result["reason"] = ("the memory hierarchy has %d directories but /proc/cgroups "
@@ -579,10 +616,12 @@ def _dying_v1(root, layout):
 
 
 def _dying_v2(root, layout):
+    # type: (str, Dict[str, Any]) -> Dict[str, Any]
     result = _empty_dying()
     mount = layout["memory_mount"]
     try:
-        stats = parse_cgroup_stat(read_text(_host_path(root, mount.rstrip("/") + "/cgroup.stat")))
+        stat_file = _resolved_in_root(root, mount.rstrip("/") + "/cgroup.stat")
+        stats = parse_cgroup_stat(read_text(stat_file))
     except SourceError as exc:
         result["reason"] = str(exc)
         return result
@@ -604,7 +643,7 @@ def _dying_v2(root, layout):
         live = descendants + 1
     else:
         try:
-            live = count_memcg_dirs(_host_path(root, mount))
+            live = count_memcg_dirs(_resolved_in_root(root, mount))
         except SourceError as exc:
             result["reason"] = str(exc)
             return result
@@ -616,6 +655,7 @@ def _dying_v2(root, layout):
 
 
 def dying_memcgs(root="/", layout=None):
+    # type: (str, Optional[Dict[str, Any]]) -> Dict[str, Any]
     """Live, total and dying (zombie) memory cgroups of the host at ``root``.
 
     Returns ``{live, total, dying, method, nr_dying_descendants,
@@ -643,6 +683,7 @@ def dying_memcgs(root="/", layout=None):
 
 
 def is_inside_memory_hierarchy(path, layout, strict=False):
+    # type: (str, Dict[str, Any], bool) -> bool
     """True when ``path`` lies in the memory hierarchy of ``layout``.
 
     Purely lexical: no symlink is followed and nothing is read. The path must

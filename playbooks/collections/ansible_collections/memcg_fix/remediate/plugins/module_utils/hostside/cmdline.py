@@ -10,8 +10,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional  # noqa: F401 # novermin
+
 
 def split_args(text):
+    # type: (str) -> List[str]
     """Split a kernel command line the way the kernel does.
 
     >>> split_args('ro root=/dev/vda1 dyndbg="file foo.c +p" quiet')
@@ -19,8 +24,8 @@ def split_args(text):
     >>> split_args('a "unterminated b')
     ['a', 'unterminated b']
     """
-    args = []
-    current = []
+    args = []  # type: List[str]
+    current = []  # type: List[str]
     in_quotes = False
     started = False
     for char in text:
@@ -42,6 +47,7 @@ def split_args(text):
 
 
 def kernel_args(args):
+    # type: (List[str]) -> List[str]
     """The arguments before ``--`` (the rest belongs to init)."""
     if "--" in args:
         return args[:args.index("--")]
@@ -49,6 +55,7 @@ def kernel_args(args):
 
 
 def arg_values(args, name):
+    # type: (List[str], str) -> List[Optional[str]]
     """Every value given to ``name`` (``None`` for a bare flag), in order.
 
     >>> arg_values(["cgroup.memory=nokmem", "quiet", "cgroup.memory=nosocket"], "cgroup.memory")
@@ -65,6 +72,7 @@ def arg_values(args, name):
 
 
 def has_nokmem(args):
+    # type: (List[str]) -> bool
     """True when ``cgroup.memory=`` carries ``nokmem`` (it takes a comma list).
 
     >>> has_nokmem(["ro", "cgroup.memory=nosocket,nokmem"])
@@ -79,6 +87,7 @@ def has_nokmem(args):
 
 
 def parse_cmdline(text):
+    # type: (str) -> Dict[str, Any]
     """Parse /proc/cmdline into the facts memcg-fix uses.
 
     Sample, /proc/cmdline of a CentOS 7 host (tests/data/samples/cmdline/

@@ -22,6 +22,12 @@ from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
 from .pam import file_owner, lastlog_lines
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
+    from .reader import LiveReader  # noqa: F401
+
 # Version of the facts contract (docs/facts.md); the controller refuses
 # another version.
 SCHEMA_VERSION = 1
@@ -37,23 +43,26 @@ class _Context(object):
     """What one collection run knows so far, shared by the sections."""
 
     def __init__(self, reader):
+        # type: (LiveReader) -> None
         self.reader = reader
-        self.unknown = []
-        self.layout = None
-        self.cmdline = None
-        self.kernel = None
-        self.boot = None
-        self.dpkg = None
-        self.rpm_text = None
-        self.slab_entries = None
-        self.slabinfo = None
+        self.unknown = []  # type: List[Dict[str, str]]
+        self.layout = None  # type: Optional[Dict[str, Any]]
+        self.cmdline = None  # type: Optional[Dict[str, Any]]
+        self.kernel = None  # type: Optional[Dict[str, Any]]
+        self.boot = None  # type: Optional[Dict[str, Any]]
+        self.dpkg = None  # type: Optional[Dict[str, str]]
+        self.rpm_text = None  # type: Optional[str]
+        self.slab_entries = None  # type: Optional[Tuple[Optional[List[str]], str]]
+        self.slabinfo = None  # type: Optional[Tuple[Optional[str], Optional[SourceError]]]
 
     def missing(self, fact, reason):
+        # type: (str, object) -> None
         reason = " ".join(str(reason).split()) or "no reason given"
         self.unknown.append({"fact": fact, "reason": reason})
 
 
 def _text_or_none(ctx, path, tail=False):
+    # type: (_Context, str, bool) -> Optional[str]
     try:
         return ctx.reader.read(path, tail=tail)
     except SourceError:
@@ -61,6 +70,7 @@ def _text_or_none(ctx, path, tail=False):
 
 
 def _slabinfo(ctx):
+    # type: (_Context) -> str
     """/proc/slabinfo, read once per run (two sections use it; a read costs
     milliseconds), or raise its SourceError again."""
     if ctx.slabinfo is None:
@@ -71,12 +81,13 @@ def _slabinfo(ctx):
     text, error = ctx.slabinfo
     if error is not None:
         raise error
-    return text
+    return text or ""  # (never None here: read() gave text or the error)
 
 
 # -- kernel and distro ------------------------------------------------------
 
 def _uname_a(text):
+    # type: (str) -> Tuple[Optional[str], Optional[str]]
     """(release, version) from ``uname -a`` output (sosreport's uname_-a)."""
     fields = text.split()
     if len(fields) < 4 or fields[0] != "Linux":
@@ -93,6 +104,7 @@ def _uname_a(text):
 
 
 def section_kernel(ctx):
+    # type: (_Context) -> Dict[str, Any]
     reader = ctx.reader
     release = version = None
     reasons = []
@@ -125,6 +137,7 @@ def section_kernel(ctx):
 
 
 def section_host(ctx):
+    # type: (_Context) -> Dict[str, Any]
     """The host's own name: kernel hostname (live), /etc/hostname, sosreport."""
     sources = ["/proc/sys/kernel/hostname"] if ctx.reader.live else ["/hostname"]
     sources.append("/etc/hostname")
@@ -138,6 +151,7 @@ def section_host(ctx):
 
 
 def section_distro(ctx):
+    # type: (_Context) -> Dict[str, Any]
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         text = _text_or_none(ctx, path)
         if text is not None:
@@ -153,6 +167,7 @@ def section_distro(ctx):
 # -- cgroups ----------------------------------------------------------------
 
 def section_cgroup(ctx):
+    # type: (_Context) -> Dict[str, Any]
     layout = cgroupfs.memory_layout(ctx.reader.root, live=ctx.reader.live)
     ctx.layout = layout
     if layout["mode"] is None:
@@ -166,6 +181,7 @@ def section_cgroup(ctx):
 
 
 def _release_numbers(ctx):
+    # type: (_Context) -> Optional[Tuple[int, ...]]
     upstream = (ctx.kernel or {}).get("upstream_version")
     try:
         return tuple(int(part) for part in upstream.split(".")[:2]) if upstream else None
@@ -174,8 +190,9 @@ def _release_numbers(ctx):
 
 
 def section_reclaim(ctx):
+    # type: (_Context) -> Dict[str, Any]
     """Whether memory cgroups can be reclaimed before removal (memcg-fix-rmdir)."""
-    interface, evidence = cgroupfs.reclaim_interface(ctx.reader.root, ctx.layout,
+    interface, evidence = cgroupfs.reclaim_interface(ctx.reader.root, ctx.layout or {},
                                                      _release_numbers(ctx))
     if interface is None:
         ctx.missing("reclaim.interface", evidence)
@@ -183,6 +200,7 @@ def section_reclaim(ctx):
 
 
 def section_memcg(ctx):
+    # type: (_Context) -> Dict[str, Any]
     result = cgroupfs.dying_memcgs(ctx.reader.root, ctx.layout)
     reason = result.pop("reason", None)
     if reason:
@@ -195,6 +213,7 @@ def section_memcg(ctx):
 # -- command line and boot entries ------------------------------------------
 
 def section_cmdline(ctx):
+    # type: (_Context) -> Dict[str, Any]
     text = _text_or_none(ctx, "/proc/cmdline")
     if text is None:
         ctx.missing("cmdline", "/proc/cmdline is not readable")
@@ -206,6 +225,7 @@ def section_cmdline(ctx):
 
 
 def _text_or_unknown(ctx, path, fact):
+    # type: (_Context, str, str) -> Optional[str]
     """The text of ``path``; None when it does not exist, and an unknown ``fact``
     when it exists but cannot be read (binary, too large, a FIFO, a link loop)."""
     try:
@@ -221,9 +241,10 @@ def _text_or_unknown(ctx, path, fact):
 
 
 def _default_grub(ctx):
+    # type: (_Context) -> Optional[Dict[str, Any]]
     text = _text_or_unknown(ctx, "/etc/default/grub", "boot.default_grub")
     files = []
-    env = {}
+    env = {}  # type: Dict[str, str]
     budget = boot_parsers.ExpansionBudget()  # one for the file and its drop-ins
     try:
         if text is not None:
@@ -260,6 +281,7 @@ def _default_grub(ctx):
 
 
 def _grubenv(ctx):
+    # type: (_Context) -> Optional[Dict[str, str]]
     for path in ("/boot/grub2/grubenv", "/boot/grub/grubenv", "/boot/efi/EFI/redhat/grubenv"):
         text = _text_or_none(ctx, path)
         if text is not None:
@@ -268,6 +290,7 @@ def _grubenv(ctx):
 
 
 def _grub_cfg_paths(ctx):
+    # type: (_Context) -> List[str]
     paths = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"]
     try:
         for vendor in ctx.reader.listdir("/boot/efi/EFI"):
@@ -278,10 +301,11 @@ def _grub_cfg_paths(ctx):
 
 
 def section_boot(ctx):
+    # type: (_Context) -> Dict[str, Any]
     reader = ctx.reader
     result = {"backend": None, "entries": [], "nokmem_all_entries": None,
               "default_index": None, "default_grub": None, "grubenv_kernelopts": None,
-              "kernel_cmdline": None, "kernel_cmdline_nokmem": None}
+              "kernel_cmdline": None, "kernel_cmdline_nokmem": None}  # type: Dict[str, Any]
     reasons = []
     grubenv = _grubenv(ctx) or {}
     result["grubenv_kernelopts"] = grubenv.get("kernelopts")
@@ -368,9 +392,10 @@ def section_boot(ctx):
 # -- kmem accounting --------------------------------------------------------
 
 def _sample_memcgs(ctx, mount):
+    # type: (_Context, str) -> List[str]
     """A few non-root memcgs (first two levels), as paths relative to the host."""
     reader = ctx.reader
-    sample = []
+    sample = []  # type: List[str]
     try:
         top = [n for n in reader.listdir(mount) if reader.isdir(mount + "/" + n)]
     except SourceError:
@@ -394,6 +419,7 @@ def _sample_memcgs(ctx, mount):
 
 
 def _slabinfo_eio(path):
+    # type: (str) -> Optional[bool]
     """True when reading memory.kmem.slabinfo fails with EIO (kmem accounting
     inactive in that memcg, runc#1725), False when it reads, None otherwise."""
     try:
@@ -421,6 +447,7 @@ _MEMCG_CACHE_DIRS = 500  # cache directories probed for a cgroup/ subdirectory
 
 
 def _slab_entries(ctx):
+    # type: (_Context) -> Tuple[Optional[List[str]], str]
     """``(names, where)`` of /sys/kernel/slab: listed live or in a host root,
     or read from a sosreport's listing of it; ``(None, why)`` otherwise."""
     if ctx.slab_entries is not None:
@@ -441,8 +468,9 @@ def _slab_entries(ctx):
 
 
 def _per_memcg_caches(ctx):
+    # type: (_Context) -> List[str]
     """Up to a few per-memcg slab cache names, with where they were seen."""
-    found = []
+    found = []  # type: List[str]
     names, where = _slab_entries(ctx)
     names = names or []
     found.extend("%s: %s" % (where, n) if where.startswith("sos_commands/")
@@ -471,6 +499,7 @@ def _per_memcg_caches(ctx):
 
 
 def _v1_accounting_by_version(ctx, nokmem):
+    # type: (_Context, Optional[bool]) -> Optional[bool]
     """From 4.6 every v1 memcg accounts kernel memory (b313aeee2509, "mm:
     memcontrol: enable kmem accounting for all cgroups in the legacy
     hierarchy") unless cgroup.memory=nokmem is given; before, only a memcg
@@ -482,8 +511,9 @@ def _v1_accounting_by_version(ctx, nokmem):
 
 
 def section_kmem(ctx):
+    # type: (_Context) -> Dict[str, Any]
     result = {"accounting_active": None, "evidence": None, "sources": [],
-              "probed_memcgs": 0, "kmem_limited_memcgs": 0, "circumstantial": []}
+              "probed_memcgs": 0, "kmem_limited_memcgs": 0, "circumstantial": []}  # type: Dict[str, Any]
     layout = ctx.layout or {}
     nokmem = ctx.cmdline["nokmem"] if ctx.cmdline else None
     if layout.get("memory_controller") == "v2":
@@ -556,6 +586,7 @@ def section_kmem(ctx):
 
 
 def kmem_circumstantial(facts):
+    # type: (Dict[str, Any]) -> List[str]
     """Signs that a runtime turns kmem accounting on, reported as such (they
     decide nothing): runc before 1.0.0-rc94 sets memory.kmem.limit_in_bytes on
     every v1 container cgroup (runc#1725, fixed by runc#2840); Docker and
@@ -573,6 +604,7 @@ def kmem_circumstantial(facts):
 # -- packages ---------------------------------------------------------------
 
 def _dpkg_packages(ctx):
+    # type: (_Context) -> Dict[str, str]
     if ctx.dpkg is not None:
         return ctx.dpkg
     reader = ctx.reader
@@ -590,6 +622,7 @@ def _dpkg_packages(ctx):
 
 
 def _has_rpm_database(reader):
+    # type: (LiveReader) -> bool
     """Whether /var/lib/rpm holds anything (on Fedora 36+ and EL10 it is a link
     to /usr/lib/sysimage/rpm). A Debian host with the rpm tool installed has
     it empty, and asking that rpm, which starts a shell for its macros, was
@@ -601,6 +634,7 @@ def _has_rpm_database(reader):
 
 
 def _rpm_text(ctx):
+    # type: (_Context) -> Optional[str]
     """``rpm -q``-style text of installed packages, or None."""
     if ctx.rpm_text is not None:
         return ctx.rpm_text or None
@@ -626,9 +660,10 @@ def _rpm_text(ctx):
 
 
 def section_kernels(ctx):
+    # type: (_Context) -> Dict[str, Any]
     running = ctx.kernel["release"] if ctx.kernel else None
     result = {"installed": [], "default": None, "running": running, "reboot_pending": None,
-              "package_manager": None}
+              "package_manager": None}  # type: Dict[str, Any]
     installed = []
     dpkg = _dpkg_packages(ctx)
     rpm_text = _rpm_text(ctx)
@@ -657,6 +692,7 @@ def section_kernels(ctx):
 
 
 def _tool_version(ctx, names, parse, package_names):
+    # type: (_Context, Sequence[str], Callable[[str], Optional[str]], Sequence[str]) -> Tuple[Optional[str], Optional[str], Optional[str]]
     """(version, path, source) of a tool: run it live, else its package."""
     reader = ctx.reader
     if reader.live:
@@ -684,17 +720,18 @@ def _tool_version(ctx, names, parse, package_names):
 
 
 def _tool_section(ctx, name, version, path, source):
+    # type: (_Context, str, Optional[str], Optional[str], Optional[str]) -> Dict[str, Any]
     """``{version, path, installed, source}``; a tool that is not installed is
     ``installed: false`` and not unknown, unless nothing could tell: a host root
     with no package database and no binary of it."""
-    installed = bool(path or version)
+    installed = bool(path or version)  # type: Optional[bool]
     if not installed and not ctx.reader.live and not _dpkg_packages(ctx) \
             and not _rpm_text(ctx):
         installed = None
         ctx.missing(name + ".installed", "the host root has no rpm or dpkg package data and "
                                          "no %s binary, so whether it is installed is unknown"
                     % name)
-    result = {"version": version, "path": path, "installed": installed, "source": source}
+    result = {"version": version, "path": path, "installed": installed, "source": source}  # type: Dict[str, Any]
     if version is None and installed:
         ctx.missing(name + ".version", source or "%s is installed but gave no version" % name)
     elif version is None and installed is None:
@@ -703,6 +740,7 @@ def _tool_section(ctx, name, version, path, source):
 
 
 def section_runc(ctx):
+    # type: (_Context) -> Dict[str, Any]
     version, path, source = _tool_version(
         ctx, ("runc", "docker-runc", "/usr/libexec/docker/docker-runc-current"),
         lambda text: packages.parse_runc_version(text)["version"], ("runc", "docker-runc"))
@@ -710,6 +748,7 @@ def section_runc(ctx):
 
 
 def section_docker(ctx):
+    # type: (_Context) -> Dict[str, Any]
     version, path, source = _tool_version(
         ctx, ("dockerd", "docker"), packages.parse_docker_version,
         ("docker-ce", "docker", "docker.io", "moby-engine"))
@@ -717,6 +756,7 @@ def section_docker(ctx):
 
 
 def section_kubelet(ctx):
+    # type: (_Context) -> Dict[str, Any]
     version, path, source = _tool_version(
         ctx, ("kubelet",), packages.parse_kubelet_version, ("kubelet", "kubernetes-node"))
     return _tool_section(ctx, "kubelet", version, path, source)
@@ -725,6 +765,7 @@ def section_kubelet(ctx):
 # -- PAM ----------------------------------------------------------------------
 
 def _pam_module_installed(ctx, module):
+    # type: (_Context, str) -> Optional[bool]
     reader = ctx.reader
     dirs = list(_PAM_MODULE_DIRS)
     for base in ("/lib", "/usr/lib"):
@@ -741,10 +782,12 @@ LOGIN_SERVICES = ("sshd", "login")
 
 
 def _pam_services(ctx):
+    # type: (_Context) -> Tuple[Dict[str, Any], Optional[bool], Optional[str]]
     """Per service, what pam_lastlog does in its session stack (pamflow), and
     whether it writes wtmp/lastlog inside a login's session scope (sshd, login):
     ``(services, in_session, why_unknown)``."""
     def read(name):
+        # type: (str) -> Optional[str]
         return _text_or_none(ctx, "/etc/pam.d/" + name)
 
     services = {}
@@ -766,6 +809,7 @@ def _pam_services(ctx):
 
 
 def section_pam(ctx):
+    # type: (_Context) -> Dict[str, Any]
     files = []
     lines_all = []
     for path in PAM_FILES:
@@ -780,7 +824,7 @@ def section_pam(ctx):
     result = {"files": files, "lastlog_active": None, "lastlog_writes_wtmp": None,
               "lastlog_writes_lastlog": None, "lastlog2": None, "authselect_managed": None,
               "authconfig_managed": None, "lastlog_module_installed": None, "services": {},
-              "lastlog_writes_in_session": None, "lastlog_session_services": []}
+              "lastlog_writes_in_session": None, "lastlog_session_services": []}  # type: Dict[str, Any]
     if not files:
         ctx.missing("pam", "none of %s is readable" % ", ".join(PAM_FILES))
         return result
@@ -807,6 +851,7 @@ def section_pam(ctx):
 # -- logs and memory cost ---------------------------------------------------
 
 def _kernel_log_text(ctx):
+    # type: (_Context) -> Tuple[Optional[str], Any]
     reader = ctx.reader
     reasons = []
     if reader.live:
@@ -830,6 +875,7 @@ def _kernel_log_text(ctx):
 
 
 def section_kernel_log(ctx):
+    # type: (_Context) -> Dict[str, Any]
     try:
         source, text = _kernel_log_text(ctx)
     except SourceError as exc:
@@ -839,8 +885,9 @@ def section_kernel_log(ctx):
 
 
 def section_memory_cost(ctx):
+    # type: (_Context) -> Dict[str, Any]
     result = {"percpu_kb": None, "memcg_slab_cache": None, "memcg_slab_active_objs": None,
-              "duplicate_slab_caches": None, "sys_kernel_slab_entries": None}
+              "duplicate_slab_caches": None, "sys_kernel_slab_entries": None}  # type: Dict[str, Any]
     meminfo = _text_or_none(ctx, "/proc/meminfo")
     if meminfo is None:
         ctx.missing("memory_cost.percpu_kb", "/proc/meminfo is not readable")
@@ -874,6 +921,7 @@ REBOOT_MARKER = "/var/lib/memcg-fix/reboot-required"
 
 
 def section_memcg_fix(ctx):
+    # type: (_Context) -> Dict[str, Any]
     """What memcg-fix itself left on the host: the reaper, a pending reboot.
 
     reaper.conf is read by the reaper's own reader (reaper_config), with the
@@ -921,6 +969,7 @@ SECTIONS = (
 
 
 def _python_version():
+    # type: () -> str
     """``platform.python_version()`` without importing ``platform`` (a few ms
     of a collector's run): the first word of ``sys.version``, which is what it
     parses it from."""
@@ -928,9 +977,10 @@ def _python_version():
 
 
 def collect(reader):
+    # type: (LiveReader) -> Dict[str, Any]
     """All facts of the host behind ``reader``; never raises."""
     ctx = _Context(reader)
-    facts = {}
+    facts = {}  # type: Dict[str, Any]
     for name, section in SECTIONS:
         try:
             facts[name] = section(ctx)

@@ -22,6 +22,10 @@ import os
 import stat
 import sys
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
 MAX_READ_BYTES = 16 * 1024 * 1024
 MAX_SYMLINKS = 40
 COMMAND_TIMEOUT = 15.0
@@ -35,12 +39,25 @@ class SourceError(Exception):
 
 
 def _reason(exc):
+    # type: (BaseException) -> str
     """A short reason for an OSError: ``No such file or directory``."""
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(text).split())
 
 
+def path_under_root(root, path):
+    # type: (str, str) -> str
+    """``path`` (absolute, as the host names it) under ``root``, joined as
+    text: no link is resolved, so callers that must not follow links check
+    each component with lstat. :func:`resolve_in_root` resolves them instead.
+    """
+    if root in ("/", ""):
+        return path
+    return os.path.join(root, path.lstrip("/"))
+
+
 def resolve_in_root(root, path, max_links=MAX_SYMLINKS):
+    # type: (str, str, int) -> str
     """Resolve ``path`` as if ``root`` were ``/``, never leaving ``root``.
 
     Absolute symlinks restart at ``root``; ``..`` stops at ``root``. A missing
@@ -49,7 +66,7 @@ def resolve_in_root(root, path, max_links=MAX_SYMLINKS):
     """
     root = os.path.abspath(root)
     pending = [p for p in path.split("/") if p and p != "."]
-    resolved = []
+    resolved = []  # type: List[str]
     links = 0
     while pending:
         part = pending.pop(0)
@@ -79,6 +96,7 @@ def resolve_in_root(root, path, max_links=MAX_SYMLINKS):
 
 
 def read_bytes(path, cap=MAX_READ_BYTES, tail=False):
+    # type: (str, int, bool) -> bytes
     """The content of regular file ``path``, at most ``cap`` bytes.
 
     A larger file raises :class:`SourceError`, unless ``tail`` is set: then its
@@ -129,6 +147,7 @@ def read_bytes(path, cap=MAX_READ_BYTES, tail=False):
 
 
 def decode_text(data, what):
+    # type: (bytes, str) -> str
     """Bytes to text; NUL bytes mean the source is binary, not text."""
     if b"\x00" in data:
         raise SourceError("%s holds binary data, not text" % what)
@@ -136,11 +155,13 @@ def decode_text(data, what):
 
 
 def read_text(path, cap=MAX_READ_BYTES, tail=False):
+    # type: (str, int, bool) -> str
     """:func:`read_bytes` decoded as UTF-8 (invalid bytes replaced)."""
     return decode_text(read_bytes(path, cap, tail), path)
 
 
 def which(name, extra_dirs=_SYSTEM_PATH):
+    # type: (str, Sequence[str]) -> Optional[str]
     """The absolute path of executable ``name`` on PATH or in the system dirs."""
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     for directory in dirs + [d for d in extra_dirs if d not in dirs]:
@@ -151,11 +172,13 @@ def which(name, extra_dirs=_SYSTEM_PATH):
 
 
 def _communicate_with_watchdog(proc, timeout, expired):
+    # type: (Any, float, List[bool]) -> Tuple[bytes, bytes]
     """``proc.communicate()`` for Python 2.7, which has no timeout: a thread
     kills ``proc`` after ``timeout`` seconds and appends to ``expired``."""
     import threading
 
     def _kill():
+        # type: () -> None
         expired.append(True)
         try:
             proc.kill()
@@ -172,6 +195,7 @@ def _communicate_with_watchdog(proc, timeout, expired):
 
 
 def run_command(argv, timeout=COMMAND_TIMEOUT, cap=MAX_READ_BYTES):
+    # type: (Sequence[str], float, int) -> Tuple[int, str, str]
     """Run ``argv`` (a list, never a shell string); return ``(rc, stdout, stderr)``.
 
     The command is killed after ``timeout`` seconds. Raises

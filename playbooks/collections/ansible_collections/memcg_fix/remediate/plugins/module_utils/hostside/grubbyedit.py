@@ -29,6 +29,10 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
 GRUBENV_HEADER = "# GRUB Environment Block\n"
 
 # Kernel parameters that take a comma-separated list of options, so that an
@@ -45,14 +49,17 @@ class PlanError(Exception):
 
 
 def key_of(word):
+    # type: (str) -> str
     return word.split("=", 1)[0]
 
 
 def _options(value):
+    # type: (str) -> List[str]
     return [o for o in value.split(",") if o]
 
 
 def has_arg(words, arg):
+    # type: (Sequence[str], str) -> bool
     """``arg`` is in effect in ``words``: the exact word, or for a list
     parameter its option inside a word with the same key.
 
@@ -74,6 +81,7 @@ def has_arg(words, arg):
 
 
 def with_arg(words, arg):
+    # type: (Sequence[str], str) -> Optional[str]
     """The word that gives ``words`` the argument and keeps the owner's
     options (None when it is already there).
 
@@ -99,6 +107,7 @@ def with_arg(words, arg):
 
 
 def without_arg(word, arg):
+    # type: (str, str) -> Optional[str]
     """``word`` without ``arg``: None when nothing is left of it.
 
     >>> without_arg("cgroup.memory=nosocket,nokmem", "cgroup.memory=nokmem")
@@ -117,6 +126,7 @@ def without_arg(word, arg):
 
 
 def words_without_arg(words, arg):
+    # type: (Sequence[str], str) -> List[str]
     out = []
     for word in words:
         kept = without_arg(word, arg)
@@ -126,13 +136,14 @@ def words_without_arg(words, arg):
 
 
 def text_without_arg(text, arg):
+    # type: (str, str) -> str
     """A command line (or shell value) without ``arg``, other words as written.
 
     >>> text_without_arg("ro quiet cgroup.memory=nosocket,nokmem", "cgroup.memory=nokmem")
     'ro quiet cgroup.memory=nosocket'
     """
     pieces = re.split(r"(\s+)", text)
-    out = []
+    out = []  # type: List[str]
     for piece in pieces:
         if piece and not piece.isspace():
             kept = without_arg(piece, arg)
@@ -147,6 +158,7 @@ def text_without_arg(text, arg):
 
 
 def common_word(entry_words, arg):
+    # type: (Sequence[Sequence[str]], str) -> Optional[str]
     """The one ``--args`` word every entry that lacks ``arg`` must get.
 
     grubby gives all entries the same word, so entries that would need
@@ -170,6 +182,7 @@ _LINUX_LINE = re.compile(r"^(\s*)(linux16|linuxefi|linux)(\s+)(\S+)(.*)$")
 
 
 def legacy_replace(args_text, word):
+    # type: (str, str) -> str
     """EL7 grubby: replace the first argument with ``word``'s key in place, or append."""
     key = key_of(word)
     pieces = re.split(r"(\s+)", args_text)
@@ -182,6 +195,7 @@ def legacy_replace(args_text, word):
 
 
 def legacy_update(cfg_text, word):
+    # type: (str, str) -> str
     """grub.cfg after ``grubby --update-kernel=ALL --args=word`` (EL7)."""
     lines = cfg_text.split("\n")
     in_entry = False
@@ -203,6 +217,7 @@ def legacy_update(cfg_text, word):
 
 
 def legacy_entry_args(cfg_text):
+    # type: (str) -> List[List[str]]
     """The --info args of every EL7 entry with a kernel, from grub.cfg: the
     words after the kernel path, without the first ``root=``."""
     found = []
@@ -222,6 +237,7 @@ def legacy_entry_args(cfg_text):
 
 
 def legacy_info_args(words, word):
+    # type: (Sequence[str], str) -> List[str]
     """An EL7 entry's --info args after the same update."""
     return legacy_replace(" ".join(words), word).split()
 
@@ -229,6 +245,7 @@ def legacy_info_args(words, word):
 # -- EL8/EL9: grubby-bls ----------------------------------------------------
 
 def bls_update_args(args_text, remove=(), add=()):
+    # type: (str, Sequence[str], Sequence[str]) -> str
     """grubby-bls ``update_args``: remove, drop the added keys, append, re-join.
 
     >>> bls_update_args("ro quiet cgroup.memory=nosocket $tuned_params",
@@ -249,6 +266,7 @@ def bls_update_args(args_text, remove=(), add=()):
 
 
 def bls_value(text, key):
+    # type: (str, str) -> str
     """``get_bls_value``: the value of ``key`` lines (first one), leading blanks cut."""
     for line in text.split("\n"):
         if line.startswith(key + " ") or line.startswith(key + "\t"):
@@ -257,10 +275,12 @@ def bls_value(text, key):
 
 
 def has_kernelopts(options):
+    # type: (str) -> bool
     return "$kernelopts" in options.split()
 
 
 def expand_kernelopts(options, kernelopts):
+    # type: (str, Optional[str]) -> str
     """``get_bls_args``: the first ``$kernelopts`` replaced, words re-joined."""
     words = options.split()
     if kernelopts and kernelopts.strip() and "$kernelopts" in words:
@@ -270,6 +290,7 @@ def expand_kernelopts(options, kernelopts):
 
 
 def info_args(args_text):
+    # type: (str) -> List[str]
     """What --info prints as args: the words without the first ``root=``."""
     words = args_text.split()
     for number, word in enumerate(words):
@@ -279,6 +300,7 @@ def info_args(args_text):
 
 
 def set_bls_options(text, options):
+    # type: (str, str) -> str
     """``set_bls_value``: every line starting with ``options`` becomes ``options VALUE``."""
     lines = text.split("\n")
     for number, line in enumerate(lines):
@@ -288,6 +310,7 @@ def set_bls_options(text, options):
 
 
 def grubenv_get(text, name):
+    # type: (str, str) -> Optional[str]
     for line in text.split("\n"):
         if line.startswith(name + "="):
             return line[len(name) + 1:]
@@ -295,12 +318,14 @@ def grubenv_get(text, name):
 
 
 def grubenv_kernelopts(text):
+    # type: (str) -> Optional[str]
     """What grubby-bls reads (``grub2-editenv list | grep kernelopts``), or None."""
     value = grubenv_get(text, "kernelopts")
     return value.strip() if value is not None else None
 
 
 def grubenv_set(text, name, value):
+    # type: (str, str, str) -> str
     """grub2-editenv ``set``: the variable's line replaced (or added), the
     block padded with ``#`` to its old size (1024 bytes)."""
     size = len(text)
@@ -324,6 +349,7 @@ def grubenv_set(text, name, value):
 
 class BlsEntry(object):
     def __init__(self, path, text):
+        # type: (str, str) -> None
         self.path = path
         self.text = text
         self.options = bls_value(text, "options")
@@ -338,21 +364,24 @@ class BlsPlan(object):
     """
 
     def __init__(self, entries, grubenv, kernel_cmdline, restores_kernelopts):
+        # type: (List[BlsEntry], Optional[str], Optional[str], bool) -> None
         self.entries = entries
         self.grubenv = grubenv
         self.kernel_cmdline = kernel_cmdline
         self.restores_kernelopts = restores_kernelopts
 
     def kernelopts(self, grubenv):
+        # type: (Optional[str]) -> Optional[str]
         return grubenv_kernelopts(grubenv) if grubenv is not None else None
 
     def update_all(self, word):
+        # type: (str) -> Tuple[Dict[str, str], List[List[str]]]
         """{path: new text or None (unchanged)}, and the entries' new --info args."""
         files = {}
         grubenv = self.grubenv
         old_opts = self.kernelopts(grubenv)
         new_opts = None
-        if old_opts:
+        if old_opts and grubenv is not None:  # kernelopts are only read from a grubenv
             new_opts = bls_update_args(old_opts, add=[word])
             grubenv = grubenv_set(grubenv, "kernelopts", new_opts)
             files["grubenv"] = grubenv

@@ -25,6 +25,10 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, Optional, Tuple  # noqa: F401 # novermin
+
 _UPSTREAM = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 _EL_TAG = re.compile(r"\.(el\d+)(?:_\d+)*(uek)?(?=\.|$|\+|PAE)")
 _FEDORA = re.compile(r"\.(fc\d+)(?=\.|$|\+)")
@@ -43,6 +47,7 @@ _UBUNTU_UPLOAD = re.compile(r"#(\d+)(?:~[\w.]+)?-Ubuntu")
 
 
 def _upstream_version(release):
+    # type: (str) -> Optional[str]
     match = _UPSTREAM.match(release)
     if not match:
         return None
@@ -50,6 +55,7 @@ def _upstream_version(release):
 
 
 def _split_rpm_arch(release):
+    # type: (str) -> Tuple[str, Optional[str], Optional[str]]
     """('3.10.0-1160.el7', 'x86_64', variant) from an rpm-style release."""
     variant = None
     rest = release
@@ -77,6 +83,7 @@ def _split_rpm_arch(release):
 
 
 def parse_uname(release, version=None):
+    # type: (str, Optional[str]) -> Dict[str, Any]
     """Typed facts of a kernel from ``uname -r`` (and ``uname -v`` when known).
 
     Samples (``uname -r`` / ``uname -v``), from kubernetes/kubernetes#61937,
@@ -183,6 +190,7 @@ def parse_uname(release, version=None):
 
 
 def release_from_kernel_path(path):
+    # type: (str) -> Optional[str]
     """``/boot/vmlinuz-3.10.0-957.el7.x86_64`` -> ``3.10.0-957.el7.x86_64``.
 
     >>> release_from_kernel_path('"/boot/vmlinuz-5.14.0-70.13.1.el9_0.x86_64"')
@@ -203,6 +211,7 @@ def release_from_kernel_path(path):
 
 
 def parse_os_release(text):
+    # type: (str) -> Dict[str, Any]
     """Parse ``/etc/os-release`` (os-release(5): shell-style ``KEY=value`` lines).
 
     Sample, /etc/os-release of this project's Debian 12 host::

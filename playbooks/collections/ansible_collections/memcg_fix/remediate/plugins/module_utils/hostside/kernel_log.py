@@ -23,6 +23,10 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, Iterator, List, Sequence, Set  # noqa: F401 # novermin
+
 _LAST_MAX = 500
 _LIST_MAX = 50
 
@@ -57,11 +61,13 @@ SIGNATURES = ("slub_alloc_failure", "kmem_cache_close", "memcg_oom", "cgroup_mkd
 
 
 def _clip(line):
+    # type: (str) -> str
     line = line.strip()
     return line if len(line) <= _LAST_MAX else line[:_LAST_MAX] + "..."
 
 
 def candidate_lines(text, needles=_NEEDLES):
+    # type: (str, Sequence[str]) -> Iterator[str]
     """The lines of ``text`` (split at ``\\n``) that hold any of ``needles``,
     in order, each once.
 
@@ -89,6 +95,7 @@ def candidate_lines(text, needles=_NEEDLES):
 
 
 def _is_mkdir_failure(line):
+    # type: (str) -> bool
     if not _MKDIR_ERRNO.search(line):
         return False
     verb = _MKDIR_VERB.search(line)
@@ -102,19 +109,23 @@ class _Recent(object):
     """Distinct values in order of first appearance; keeps the last ``_LIST_MAX``."""
 
     def __init__(self):
-        self.seen = set()
-        self.order = []
+        # type: () -> None
+        self.seen = set()  # type: Set[str]
+        self.order = []  # type: List[str]
 
     def add(self, value):
+        # type: (str) -> None
         if value not in self.seen:
             self.seen.add(value)
             self.order.append(value)
 
     def last(self):
+        # type: () -> List[str]
         return self.order[-_LIST_MAX:]
 
 
 def scan_kernel_log(text):
+    # type: (str) -> Dict[str, Dict[str, Any]]
     """Count each signature in ``text`` (dmesg, ``journalctl -k`` or
     /var/log/messages); return ``{signature: {count, last, ...}}``.
 
@@ -137,7 +148,7 @@ def scan_kernel_log(text):
         "kmem_cache_close": {"count": 0, "last": None, "caches": []},
         "memcg_oom": {"count": 0, "last": None, "memcgs": []},
         "cgroup_mkdir_failure": {"count": 0, "last": None},
-    }
+    }  # type: Dict[str, Dict[str, Any]]
     oom_memcgs = _Recent()
     caches = _Recent()
     for line in candidate_lines(text):

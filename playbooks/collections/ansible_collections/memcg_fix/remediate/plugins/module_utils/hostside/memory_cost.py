@@ -12,12 +12,17 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 # novermin
+
 # Caches a struct mem_cgroup lands in, in the order we look for them.
 MEMCG_CACHES = ("kmalloc-4k", "kmalloc-4096", "kmalloc-8k", "kmalloc-8192", "kmalloc-2k",
                 "kmalloc-2048")
 
 
 def parse_meminfo(text):
+    # type: (str) -> Dict[str, int]
     """Parse /proc/meminfo into ``{key: kB}``.
 
     Sample, /proc/meminfo of this project's Debian 12 host (kernel 6.18)::
@@ -45,6 +50,7 @@ def parse_meminfo(text):
 
 
 def parse_slabinfo(text):
+    # type: (str) -> List[Dict[str, Any]]
     """Parse /proc/slabinfo (version 2.1) into a list of caches.
 
     Each item is ``{name, active_objs, num_objs, objsize}``. A name can occur
@@ -83,21 +89,23 @@ def parse_slabinfo(text):
 
 
 def duplicate_caches(caches):
+    # type: (List[Dict[str, Any]]) -> List[str]
     """Cache names that occur more than once, sorted.
 
     >>> duplicate_caches([{"name": "a"}, {"name": "b"}, {"name": "a"}])
     ['a']
     """
-    seen = {}
+    seen = {}  # type: Dict[str, int]
     for cache in caches:
         seen[cache["name"]] = seen.get(cache["name"], 0) + 1
     return sorted(name for name, count in seen.items() if count > 1)
 
 
 def memcg_cache(caches):
+    # type: (List[Dict[str, Any]]) -> Tuple[Optional[str], Optional[int]]
     """``(name, active_objs)`` of the kmalloc cache that holds mem_cgroup,
     or ``(None, None)`` when none of the usual caches is listed."""
-    by_name = {}
+    by_name = {}  # type: Dict[str, Dict[str, Any]]
     for cache in caches:
         by_name.setdefault(cache["name"], cache)
     for name in MEMCG_CACHES:
@@ -113,6 +121,7 @@ SOS_SLAB_LISTINGS = ("kernel/ls_-lt_.sys.kernel.slab", "kernel/ls_-alZ_.sys.kern
 
 
 def parse_ls_names(text):
+    # type: (str) -> List[str]
     """Entry names of an ``ls -l`` listing of one directory, in its order.
 
     sosreport keeps /sys/kernel/slab only as a listing: ``ls -lt

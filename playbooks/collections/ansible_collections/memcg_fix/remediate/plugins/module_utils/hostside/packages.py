@@ -11,6 +11,10 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Dict, List, Optional  # noqa: F401 # novermin
+
 # The format memcg-fix asks dpkg-query for: the same columns as `dpkg -l`.
 DPKG_QUERY_FORMAT = "${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n"
 
@@ -19,6 +23,7 @@ _ARCH_SUFFIX = re.compile(r"\.(x86_64|aarch64|ppc64le|ppc64|s390x|i686|noarch)$"
 
 
 def parse_rpm_kernels(text):
+    # type: (str) -> List[str]
     """Kernel releases from ``rpm -q kernel`` or sosreport's ``installed-rpms``.
 
     Sample, ``rpm -q kernel`` on a CentOS 7 host (a public course write-up;
@@ -49,6 +54,7 @@ def parse_rpm_kernels(text):
 
 
 def rpm_package_version(text, name):
+    # type: (str, str) -> Optional[str]
     """``version-release`` of package ``name`` in rpm -qa style output.
 
     >>> rpm_package_version("runc-1.0.0-15.1.el7.x86_64  Tue 01 Jan\\n", "runc")
@@ -64,6 +70,7 @@ def rpm_package_version(text, name):
 
 
 def parse_dpkg_list(text):
+    # type: (str) -> Dict[str, str]
     """Installed packages from ``dpkg -l`` or our ``dpkg-query -W`` format.
 
     Sample, ``dpkg --list | grep linux-image`` on a Debian 12 host (a public
@@ -88,6 +95,7 @@ def parse_dpkg_list(text):
 
 
 def parse_dpkg_status(text):
+    # type: (str) -> Dict[str, str]
     """Installed packages from /var/lib/dpkg/status: ``{package: version}``.
 
     Sample stanza, /var/lib/dpkg/status of this project's Debian 12 host::
@@ -114,6 +122,7 @@ def parse_dpkg_status(text):
 
 
 def _dpkg_field(stanza, name):
+    # type: (str, str) -> Optional[str]
     """The value of field ``name`` in one deb822 stanza, or None."""
     stanza = stanza.lstrip("\n")
     if stanza.startswith(name + ":"):
@@ -128,6 +137,7 @@ def _dpkg_field(stanza, name):
 
 
 def debian_kernel_releases(packages):
+    # type: (Dict[str, str]) -> List[str]
     """Kernel releases from installed ``linux-image-<release>`` packages.
 
     >>> debian_kernel_releases({"linux-image-6.1.0-31-amd64": "6.1.128-1", "linux-image-amd64": "6.1.128-1"})
@@ -148,6 +158,7 @@ def debian_kernel_releases(packages):
 
 
 def parse_runc_version(text):
+    # type: (str) -> Dict[str, Optional[str]]
     """Parse ``runc --version``: ``{version, commit, spec}``.
 
     Samples: runc 1.0.0-rc10 on Ubuntu 20.04 (ssst0n3/docker_archive,
@@ -167,7 +178,7 @@ def parse_runc_version(text):
     >>> parse_runc_version("garbage")["version"] is None
     True
     """
-    facts = {"version": None, "commit": None, "spec": None}
+    facts = {"version": None, "commit": None, "spec": None}  # type: Dict[str, Optional[str]]
     for line in text.splitlines():
         line = line.strip()
         match = re.match(r"^runc version:?\s+(\S+)", line)
@@ -181,6 +192,7 @@ def parse_runc_version(text):
 
 
 def parse_docker_version(text):
+    # type: (str) -> Optional[str]
     """Parse ``docker --version`` / ``dockerd --version``.
 
     Sample, Docker on CentOS 7 (docker/for-linux#841)::
@@ -197,6 +209,7 @@ def parse_docker_version(text):
 
 
 def parse_kubelet_version(text):
+    # type: (str) -> Optional[str]
     """Parse ``kubelet --version`` (``Kubernetes v1.28.2``) into ``1.28.2``.
 
     Sample, kubelet 1.9.3 (cookeem/kubeadm-ha README)::
@@ -213,6 +226,7 @@ def parse_kubelet_version(text):
 
 
 def upstream_of_package_version(version):
+    # type: (Optional[str]) -> Optional[str]
     """The upstream part of a package version: ``1.1.5+ds1-1+deb12u1`` -> ``1.1.5``.
 
     >>> upstream_of_package_version("1:1.0.0~rc10-1")

@@ -42,6 +42,10 @@ import re
 
 from .pam import parse_pam_lines
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional  # noqa: F401 # novermin
+
 METHODS = ("noupdate", "nowtmp", "comment")
 COMMENT_PREFIX = "# disabled by memcg-fix: "
 PERMIT = "pam_permit.so"
@@ -56,6 +60,7 @@ class RewriteError(ValueError):
 
 
 def _rule_of(line):
+    # type: (str) -> Optional[Dict[str, Any]]
     """The parsed session rule on ``line`` (template operators removed), or None."""
     plain = line
     while "{" in plain and "}" in plain[plain.index("{"):]:
@@ -71,6 +76,7 @@ def _rule_of(line):
 
 
 def line_writes(line, method):
+    # type: (str, str) -> bool
     """True when this line writes what ``method`` is meant to stop."""
     rule = _rule_of(line)
     if rule is None:
@@ -84,6 +90,7 @@ def line_writes(line, method):
 
 
 def _disabled(body):
+    # type: (str) -> str
     """``body`` (a pam_lastlog rule) as pam_permit.so with the same type and control."""
     match = _RULE.match(body)
     if not match or match.group(4).rsplit("/", 1)[-1] != "pam_lastlog.so":
@@ -99,6 +106,7 @@ def _disabled(body):
 
 
 def rewrite(text, method):
+    # type: (str, str) -> str
     """``text`` with each writing pam_lastlog session line fixed by ``method``.
 
     >>> rewrite("session required pam_lastlog.so showfailed\\n", "noupdate")
@@ -133,5 +141,6 @@ def rewrite(text, method):
 
 
 def writing_lines(text, method):
+    # type: (str, str) -> List[str]
     """The lines :func:`rewrite` would change."""
     return [line for line in text.splitlines() if line_writes(line, method)]

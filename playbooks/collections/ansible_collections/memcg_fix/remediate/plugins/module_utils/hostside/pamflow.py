@@ -41,6 +41,13 @@ import fnmatch
 
 from .pam import parse_pam_lines
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+
+    # what a path has run so far, newest first: (entry, the rest) or None
+    Ran = Tuple[Dict[str, Any], Any]
+
 MAX_DEPTH = 16  # libpam's own substack limit (PAM_SUBSTACK_MAX_LEVEL)
 MAX_RULES = 2000
 MAX_PATHS = 256
@@ -64,6 +71,7 @@ class PamStackError(Exception):
 
 
 def _actions(control):
+    # type: (str) -> Optional[Dict[str, Any]]
     """``{value: action}`` of a control field (``required`` or ``[success=1 default=ignore]``)."""
     if control in _KEYWORDS:
         return _KEYWORDS[control]
@@ -78,10 +86,12 @@ def _actions(control):
 
 
 def _action_for(actions, result):
+    # type: (Dict[str, Any], str) -> Any
     return actions.get(result, actions.get("default", "ignore"))
 
 
 def load(read, service, kind="session"):
+    # type: (Callable[[str], Optional[str]], str, str) -> List[Dict[str, Any]]
     """The ``kind`` stack of ``service``: a list of entries, each
     ``{"file", "module", "args", "actions"}`` or ``{"file", "substack": [...]}``.
 
@@ -93,6 +103,7 @@ def load(read, service, kind="session"):
 
 
 def _load(read, name, kind, chain, counter):
+    # type: (Callable[[str], Optional[str]], str, str, Tuple[str, ...], List[int]) -> List[Dict[str, Any]]
     if len(chain) >= MAX_DEPTH:
         raise PamStackError("PAM files nest deeper than %d: %s" % (MAX_DEPTH, " -> ".join(chain)))
     if name in chain:
@@ -132,6 +143,7 @@ def _load(read, name, kind, chain, counter):
 
 
 def succeed_if(args, service):
+    # type: (Sequence[str], str) -> Optional[bool]
     """pam_succeed_if's verdict for ``service``: True, False or None (unknown).
 
     >>> succeed_if(["service", "!~", "gdm*", "service", "!~", "su*", "quiet"], "sshd")
@@ -142,7 +154,7 @@ def succeed_if(args, service):
     True
     """
     words = [w for w in args if w not in _SUCCEED_IF_FLAGS]
-    verdict = True
+    verdict = True  # type: Optional[bool]
     for start in range(0, len(words) - len(words) % 3, 3):
         field, op, value = words[start:start + 3]
         holds = _service_condition(service, op, value) if field == "service" else None
@@ -154,6 +166,7 @@ def succeed_if(args, service):
 
 
 def _service_condition(service, op, value):
+    # type: (str, str, str) -> Optional[bool]
     if op in ("=", "eq"):
         return service == value
     if op in ("!=", "ne"):
@@ -170,19 +183,21 @@ def _service_condition(service, op, value):
 
 
 def walk(stack, service):
+    # type: (List[Dict[str, Any]], str) -> Tuple[List[List[Dict[str, Any]]], bool]
     """Every path through ``stack`` for ``service``.
 
     Returns ``(paths, complete)``: each path is the list of entries run, in
     order; ``complete`` is False when more than MAX_PATHS paths exist (the
     rest were not followed).
     """
-    paths = []
-    state = {"complete": True, "steps": 0, "nesting": 0}
+    paths = []  # type: List[List[Dict[str, Any]]]
+    state = {"complete": True, "steps": 0, "nesting": 0}  # type: Dict[str, Any]
     _walk(stack, 0, None, service, paths, state, lambda done: paths.append(_unwind(done)))
     return paths, state["complete"]
 
 
 def _unwind(ran):
+    # type: (Optional[Ran]) -> List[Dict[str, Any]]
     """The entries of the cons list ``ran`` (``(entry, rest)`` or None), first run first."""
     entries = []
     while ran is not None:
@@ -193,6 +208,7 @@ def _unwind(ran):
 
 
 def _walk(stack, index, ran, service, paths, state, finish):
+    # type: (List[Dict[str, Any]], int, Optional[Ran], str, List[List[Dict[str, Any]]], Dict[str, Any], Callable[[Optional[Ran]], None]) -> None
     """Run ``stack`` from ``index`` with ``ran`` so far (a cons list, so that a
     step copies nothing); call ``finish(ran)`` per path."""
     while index < len(stack):
@@ -205,6 +221,7 @@ def _walk(stack, index, ran, service, paths, state, finish):
         if "substack" in entry:
             # the substack ends on its own; the caller carries on after it
             def after(sub_ran, index=index):
+                # type: (Optional[Ran], int) -> None
                 _walk(stack, index + 1, sub_ran, service, paths, state, finish)
             state["nesting"] += 1
             _walk(entry["substack"], 0, ran, service, paths, state, after)
@@ -234,6 +251,7 @@ def _walk(stack, index, ran, service, paths, state, finish):
 
 
 def _next(stack, index, entry, outcome):
+    # type: (List[Dict[str, Any]], int, Dict[str, Any], str) -> Optional[int]
     """The index run after ``entry`` returned ``outcome``; None ends the stack."""
     action = _action_for(entry["actions"], outcome)
     if action in ("done", "die"):
@@ -244,6 +262,7 @@ def _next(stack, index, entry, outcome):
 
 
 def lastlog_for(read, service):
+    # type: (Callable[[str], Optional[str]], str) -> Dict[str, Any]
     """What pam_lastlog does in ``service``'s session stack.
 
     ``{service, lines: [{file, args, runs, after_pam_systemd, writes_wtmp,
@@ -255,7 +274,7 @@ def lastlog_for(read, service):
     process into the session's scope (charged to its memcg).
     """
     result = {"service": service, "lines": [], "writes_wtmp": None, "writes_lastlog": None,
-              "writes_in_session": None, "error": None}
+              "writes_in_session": None, "error": None}  # type: Dict[str, Any]
     try:
         stack = load(read, service)
     except PamStackError as exc:
@@ -293,6 +312,7 @@ def lastlog_for(read, service):
 
 
 def _verdict(pairs):
+    # type: (Sequence[Tuple[str, Optional[bool]]]) -> Optional[bool]
     """True if a line that writes always runs; False if none can; else None."""
     if any(runs == "always" and writes for runs, writes in pairs):
         return True
@@ -302,6 +322,7 @@ def _verdict(pairs):
 
 
 def _entries(stack):
+    # type: (List[Dict[str, Any]]) -> Iterator[Dict[str, Any]]
     for entry in stack:
         if "substack" in entry:
             for inner in _entries(entry["substack"]):
@@ -311,8 +332,9 @@ def _entries(stack):
 
 
 def _positions(path):
+    # type: (List[Dict[str, Any]]) -> Tuple[Dict[int, int], Optional[int]]
     """``({id(entry): first index in path}, index of the first pam_systemd or None)``."""
-    where = {}
+    where = {}  # type: Dict[int, int]
     systemd = None
     for index, ran in enumerate(path):
         where.setdefault(id(ran), index)

@@ -20,6 +20,10 @@ import os
 
 from .fileio import SourceError, read_text, resolve_in_root, run_command
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import List, Optional, Sequence  # noqa: F401 # novermin
+
 
 class LiveReader(object):
     """This host, read live; may run read-only commands."""
@@ -29,30 +33,36 @@ class LiveReader(object):
     root = "/"
 
     def path(self, path):
+        # type: (str) -> str
         return path
 
     def read(self, path, tail=False):
+        # type: (str, bool) -> str
         return read_text(self.path(path), tail=tail)
 
     def listdir(self, path):
+        # type: (str) -> List[str]
         try:
             return sorted(os.listdir(self.path(path)))
         except OSError as exc:
             raise SourceError("cannot list %s: %s" % (path, exc.strerror or exc))
 
     def isdir(self, path):
+        # type: (str) -> bool
         try:
             return os.path.isdir(self.path(path))
         except SourceError:
             return False
 
     def isfile(self, path):
+        # type: (str) -> bool
         try:
             return os.path.isfile(self.path(path))
         except SourceError:
             return False
 
     def readlink(self, path):
+        # type: (str) -> Optional[str]
         """The target of symlink ``path``, or None when it is not a link."""
         if self.live:
             full = path
@@ -68,6 +78,7 @@ class LiveReader(object):
             return None
 
     def run(self, argv, timeout=15.0, ok_codes=(0,)):
+        # type: (Sequence[str], float, Sequence[int]) -> str
         code, out, err = run_command(argv, timeout=timeout)
         if code not in ok_codes:
             detail = " ".join(err.strip().splitlines()[:1]) or "no message"
@@ -75,9 +86,11 @@ class LiveReader(object):
         return out
 
     def sos(self, *names):
+        # type: (*str) -> str
         raise SourceError("not a sosreport")
 
     def describe(self):
+        # type: () -> str
         return "this host"
 
 
@@ -88,19 +101,24 @@ class RootReader(LiveReader):
     live = False
 
     def __init__(self, root):
+        # type: (str) -> None
         self.root = os.path.abspath(root)
 
     def path(self, path):
+        # type: (str) -> str
         return resolve_in_root(self.root, path)
 
     def run(self, argv, timeout=15.0, ok_codes=(0,)):
+        # type: (Sequence[str], float, Sequence[int]) -> str
         raise SourceError("commands are not run on a host root; "
                           "no saved output of '%s' was found" % " ".join(argv))
 
     def is_sosreport(self):
+        # type: () -> bool
         return self.isdir("/sos_commands")
 
     def sos(self, *names):
+        # type: (*str) -> str
         """The first existing ``sos_commands/<name>`` file's text."""
         if not self.is_sosreport():
             raise SourceError("not a sosreport (no sos_commands/)")
@@ -114,4 +132,5 @@ class RootReader(LiveReader):
         raise SourceError("the sosreport has none of: %s" % ", ".join(reasons))
 
     def describe(self):
+        # type: () -> str
         return self.root

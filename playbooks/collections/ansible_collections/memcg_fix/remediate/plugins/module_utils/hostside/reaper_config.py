@@ -13,6 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import math
+
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 # novermin
 
 DEFAULT_CONFIG = "/etc/memcg-fix/reaper.conf"
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -46,7 +51,7 @@ OPTIONS = {
         "require_growth": ("bool", True),
         "timeout_seconds": ("seconds", 600.0),
     },
-}
+}  # type: Dict[str, Dict[str, Tuple[str, Any]]]
 
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
@@ -57,10 +62,12 @@ class ConfigError(Exception):
 
 
 def _split(value):
+    # type: (str) -> List[str]
     return [item for item in value.replace(",", " ").split() if item]
 
 
 def _convert(kind, value, where):
+    # type: (str, str, str) -> Any
     value = value.strip()
     if kind == "bool":
         if value.lower() in _TRUE:
@@ -78,12 +85,12 @@ def _convert(kind, value, where):
         return number
     if kind == "seconds":
         try:
-            number = float(value)
+            seconds = float(value)
         except ValueError:
             raise ConfigError("%s: '%s' is not a number of seconds" % (where, value))
-        if not number > 0:
+        if math.isnan(seconds) or seconds <= 0:
             raise ConfigError("%s: must be more than 0 seconds" % where)
-        return number
+        return seconds
     if kind in ("path", "optional_path"):
         if not value and kind == "optional_path":
             return ""
@@ -110,9 +117,10 @@ def _convert(kind, value, where):
 
 
 def defaults():
+    # type: () -> Dict[str, Dict[str, Any]]
     """The configuration used when no file exists: safe on any host
     (reclaim on with a 5 minute grace, drop_caches off)."""
-    config = {}
+    config = {}  # type: Dict[str, Dict[str, Any]]
     for section, options in OPTIONS.items():
         config[section] = {}
         for name, (kind, default) in options.items():
@@ -122,6 +130,7 @@ def defaults():
 
 
 def parse_config(text, source="<config>"):
+    # type: (Any, str) -> Dict[str, Dict[str, Any]]
     """Parse INI ``text`` into a complete config dict; raise ConfigError.
 
     Unknown sections and options are errors (a typo must not silently fall
@@ -132,7 +141,7 @@ def parse_config(text, source="<config>"):
     try:
         import configparser  # novermin - Python 3 name; 2.7 takes the fallback below
     except ImportError:  # Python 2.7
-        import ConfigParser as configparser  # novermin
+        import ConfigParser as configparser  # type: ignore[import-not-found,no-redef] # novermin
     parser = configparser.RawConfigParser()
     try:
         if hasattr(parser, "read_string"):
@@ -157,6 +166,7 @@ def parse_config(text, source="<config>"):
 
 
 def load_config(path, explicit):
+    # type: (str, bool) -> Tuple[Dict[str, Dict[str, Any]], Optional[str]]
     """The config at ``path``; the built-in defaults when the default path is
     missing. An explicitly given path must exist."""
     try:

@@ -28,6 +28,10 @@ import stat
 import tempfile
 import time
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 # novermin
+
 MANIFEST_VERSION = 1
 
 
@@ -36,10 +40,12 @@ class EditError(Exception):
 
 
 def sha256_bytes(data):
+    # type: (bytes) -> str
     return hashlib.sha256(data).hexdigest()
 
 
 def read_file_bytes(path):
+    # type: (str) -> Optional[bytes]
     """The bytes of ``path``, or None when it does not exist."""
     try:
         with open(path, "rb") as handle:
@@ -51,6 +57,7 @@ def read_file_bytes(path):
 
 
 def _fsync_dir(path):
+    # type: (str) -> None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -64,6 +71,7 @@ def _fsync_dir(path):
 
 
 def atomic_write(path, data, mode=None, uid=None, gid=None):
+    # type: (str, bytes, Optional[int], Optional[int], Optional[int]) -> None
     """Replace ``path`` with ``data`` atomically.
 
     Mode and owner default to the existing file's (0644 root for a new file).
@@ -108,6 +116,7 @@ def atomic_write(path, data, mode=None, uid=None, gid=None):
 
 
 def resolve_edit_target(path):
+    # type: (str) -> str
     """The file an edit of ``path`` must change.
 
     /etc/pam.d/postlogin on EL7 is a symlink to postlogin-ac: replacing the
@@ -131,12 +140,14 @@ class Backups(object):
     """The backup store and manifest under ``backup_dir`` (default /var/lib/memcg-fix/backups)."""
 
     def __init__(self, backup_dir):
+        # type: (str) -> None
         self.backup_dir = backup_dir
         self.manifest_path = os.path.join(backup_dir, "manifest.json")
-        self._manifest = None
+        self._manifest = None  # type: Optional[Dict[str, Any]]
 
     # -- manifest ---------------------------------------------------------
     def manifest(self):
+        # type: () -> Dict[str, Any]
         if self._manifest is None:
             raw = read_file_bytes(self.manifest_path)
             if raw is None:
@@ -155,15 +166,18 @@ class Backups(object):
         return self._manifest
 
     def _save(self):
+        # type: () -> None
         if not os.path.isdir(self.backup_dir):
             os.makedirs(self.backup_dir, 0o700)
         data = json.dumps(self.manifest(), indent=2, sort_keys=True).encode("utf-8") + b"\n"
         atomic_write(self.manifest_path, data, mode=0o600, uid=0, gid=0)
 
     def entry(self, path):
+        # type: (str) -> Optional[Dict[str, Any]]
         return self.manifest()["files"].get(path)
 
     def note(self, key, value=None):
+        # type: (str, Any) -> Any
         """Remember a small fact for rollback (e.g. the authselect profile we replaced).
 
         The first value sticks: a later run must not overwrite what was there
@@ -178,17 +192,20 @@ class Backups(object):
         return notes[key]
 
     def set_note(self, key, value):
+        # type: (str, Any) -> None
         """Remember ``value`` under ``key``, replacing what was there (for facts
         that follow each run, unlike :meth:`note`'s first-value-sticks)."""
         self.manifest()["notes"][key] = value
         self._save()
 
     def forget_note(self, key):
+        # type: (str) -> None
         if self.manifest()["notes"].pop(key, None) is not None:
             self._save()
 
     # -- first-touch backup -----------------------------------------------
     def preserve(self, path, owner=None):
+        # type: (str, Optional[str]) -> Dict[str, Any]
         """Record the original of ``path`` once, before memcg-fix first changes it.
 
         ``owner`` names the part of memcg-fix that will change it (the
@@ -198,7 +215,8 @@ class Backups(object):
         if path in files:
             return files[path]
         original = read_file_bytes(path)
-        entry = {"existed": original is not None, "preserved_at": int(time.time())}
+        entry = {"existed": original is not None,
+                 "preserved_at": int(time.time())}  # type: Dict[str, Any]
         if owner:
             entry["owner"] = owner
         if original is not None:
@@ -220,6 +238,7 @@ class Backups(object):
         return entry
 
     def record_written(self, path):
+        # type: (str) -> None
         """Remember the sha256 of what memcg-fix left in ``path``."""
         entry = self.manifest()["files"].get(path)
         if entry is None:
@@ -229,12 +248,14 @@ class Backups(object):
         self._save()
 
     def write(self, path, data, mode=None, owner=None):
+        # type: (str, bytes, Optional[int], Optional[str]) -> None
         """Preserve the original, write ``data`` atomically, record the result."""
         self.preserve(path, owner=owner)
         atomic_write(path, data, mode=mode)
         self.record_written(path)
 
     def original(self, path):
+        # type: (str) -> Optional[bytes]
         """The bytes ``path`` had before memcg-fix (None: it did not exist)."""
         entry = self.entry(path)
         if entry is None or not entry.get("existed"):
@@ -246,16 +267,19 @@ class Backups(object):
         return data
 
     def owned_by(self, owner):
+        # type: (str) -> List[str]
         files = self.manifest()["files"]
         return sorted(p for p in files if files[p].get("owner") == owner)
 
     def forget(self, path):
+        # type: (str) -> None
         """Drop ``path`` from the manifest (and its stored original)."""
         if path in self.manifest()["files"]:
             self._forget(path)
 
     # -- rollback ---------------------------------------------------------
     def restore(self, path, force=False, check_mode=False):
+        # type: (str, bool, bool) -> Tuple[bool, str]
         """Put ``path`` back as it was before memcg-fix. Returns (changed, message).
 
         Refuses (EditError) when the file changed since memcg-fix wrote it,
@@ -295,6 +319,7 @@ class Backups(object):
         return True, "%s: restored" % path
 
     def _forget(self, path):
+        # type: (str) -> None
         entry = self.manifest()["files"].pop(path, None)
         if entry and entry.get("backup"):
             try:
@@ -304,4 +329,5 @@ class Backups(object):
         self._save()
 
     def paths(self):
+        # type: () -> List[str]
         return sorted(self.manifest()["files"])

@@ -36,6 +36,10 @@ __metaclass__ = type
 
 import re
 
+MYPY = False
+if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
+    from typing import Any, Optional, Tuple, Type  # noqa: F401 # novermin
+
 SCHEMES = ("rpm", "dpkg", "upstream")
 
 _DIGITS = "0123456789"
@@ -43,10 +47,11 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ALNUM = frozenset(_DIGITS + _LETTERS)
 
 
+_STRING_TYPES = (str,)  # type: Tuple[Type[str], ...]
 try:  # Python 2.7: module parameters may arrive as unicode
-    _STRING_TYPES = (str, unicode)  # novermin
+    _STRING_TYPES = (str, unicode)  # type: ignore[name-defined] # novermin
 except NameError:
-    _STRING_TYPES = (str,)
+    pass
 
 
 class VersionError(ValueError):
@@ -54,12 +59,14 @@ class VersionError(ValueError):
 
 
 def _sign(value):
+    # type: (int) -> int
     return (value > 0) - (value < 0)
 
 
 # -- rpm ----------------------------------------------------------------------
 
 def rpmvercmp(a, b):
+    # type: (str, str) -> int
     """rpm's ``rpmvercmp()`` on two version (or release) strings: -1, 0 or 1.
 
     >>> rpmvercmp("1.0~rc1", "1.0"), rpmvercmp("1.0^git1", "1.0"), rpmvercmp("1.0a", "1.0.1")
@@ -122,6 +129,7 @@ def rpmvercmp(a, b):
 
 
 def rpm_split(evr):
+    # type: (str) -> Tuple[Optional[str], str, Optional[str]]
     """``(epoch, version, release)`` as rpm's ``parseEVR()`` splits them; a
     missing epoch or release is None.
 
@@ -144,6 +152,7 @@ def rpm_split(evr):
 
 
 def _rpm_compare(a, b):
+    # type: (str, str) -> int
     ea, va, ra = rpm_split(a)
     eb, vb, rb = rpm_split(b)
     result = rpmvercmp(ea or "0", eb or "0") or rpmvercmp(va, vb)
@@ -166,6 +175,7 @@ _DPKG_MAX_EPOCH = 2 ** 31 - 1  # dpkg stores the epoch in an int
 
 
 def dpkg_syntax(text):
+    # type: (str) -> Tuple[Optional[str], Optional[str]]
     """``(error, warning)`` for ``text`` as dpkg's ``parseversion()`` judges it.
 
     An error is what dpkg refuses ("revision number is empty"); a warning is
@@ -213,6 +223,7 @@ def dpkg_syntax(text):
 
 
 def _dpkg_order(ch):
+    # type: (str) -> int
     if ch in _DIGITS:
         return 0
     if ch in _LETTERS:
@@ -225,6 +236,7 @@ def _dpkg_order(ch):
 
 
 def verrevcmp(a, b):
+    # type: (str, str) -> int
     """dpkg's ``verrevcmp()`` on two upstream versions or revisions.
 
     >>> verrevcmp("1.0~rc1", "1.0"), verrevcmp("1.0a", "1.0+"), verrevcmp("007", "7")
@@ -260,6 +272,7 @@ def verrevcmp(a, b):
 
 
 def dpkg_split(text):
+    # type: (str) -> Tuple[int, str, str]
     """``(epoch, upstream, revision)`` as dpkg's ``parseversion()`` splits them.
 
     >>> dpkg_split("1:1.0.0~rc94+dfsg1-1")
@@ -276,6 +289,7 @@ def dpkg_split(text):
 
 
 def _dpkg_compare(a, b):
+    # type: (str, str) -> int
     for text in (a, b):
         error, _warning = dpkg_syntax(text)
         if error:
@@ -302,6 +316,7 @@ _FINAL = 3
 
 
 def upstream_key(text):
+    # type: (str) -> Tuple[Tuple[int, ...], int, int]
     """The sort key of an upstream version; VersionError when it has none.
 
     >>> upstream_key("1.0.0_rc94") == upstream_key("1.0.0-rc94") < upstream_key("1.0")
@@ -322,6 +337,7 @@ def upstream_key(text):
 # -- the one entry point ------------------------------------------------------
 
 def compare(a, b, scheme):
+    # type: (str, str, str) -> int
     """-1, 0 or 1 as version ``a`` sorts before, equal to or after ``b``.
 
     Raises VersionError (a ValueError) for an unknown scheme or a version
@@ -355,6 +371,7 @@ _RPM_STRICT = re.compile(r"^(?:\d+:)?[A-Za-z0-9._+~^]+(?:-[A-Za-z0-9._+~^]+)?$")
 
 
 def problem(text, scheme):
+    # type: (Any, str) -> Optional[str]
     """Why ``text`` is not a clean version in ``scheme`` (a bound a policy or a
     plan may name), or None.
 
