@@ -12,7 +12,8 @@
 #   4. molecule scenarios.
 # MEMCG_FIX_MOLECULE_SUFFIX, when set, is appended to the molecule instance
 # names, so two checkouts can run the same scenario at once.
-# Pass pytest arguments to narrow step 2, e.g. `-m "not vm"`; MEMCG_FIX_SKIP
+# Without arguments, step 2 runs the VM tier and the rest side by side; pass
+# pytest arguments to narrow it (one session), e.g. `-m "not vm"`; MEMCG_FIX_SKIP
 # may list steps to skip (lint, ansible-test, targets, pytest, core216, molecule) for local
 # loops.
 set -euo pipefail
@@ -71,7 +72,26 @@ fi
 
 if [[ $skip != *" pytest "* ]]; then
   step "pytest (ansible-core $(python -c 'import ansible.release as r; print(r.__version__)'))"
-  python -m pytest --durations=25 "$@"
+  if [[ $# -gt 0 ]]; then
+    python -m pytest --durations=25 "$@"
+  else
+    # Two lanes at once: the VM tier (a TCG guest: one core, mostly waiting
+    # for reboots) beside everything else (containers, live kernel, units).
+    # Each lane is its own session with its own targets; a lane removes only
+    # what it started.
+    vm_log=$(mktemp)
+    python -m pytest -m vm --durations=10 >"$vm_log" 2>&1 & vm_pid=$!
+    rc_rest=0 rc_vm=0
+    python -m pytest -m "not vm" --durations=25 || rc_rest=$?
+    wait "$vm_pid" || rc_vm=$?
+    printf '\n--- the VM lane (pytest -m vm) ---\n'
+    cat "$vm_log"
+    rm -f "$vm_log"
+    if [[ $rc_rest -ne 0 || $rc_vm -ne 0 ]]; then
+      echo "pytest failed (not vm: rc=$rc_rest, vm: rc=$rc_vm)" >&2
+      exit 1
+    fi
+  fi
 fi
 
 if [[ $skip != *" core216 "* ]]; then
