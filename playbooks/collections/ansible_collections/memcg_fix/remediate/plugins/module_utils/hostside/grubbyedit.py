@@ -31,7 +31,7 @@ import re
 
 MYPY = False
 if MYPY:  # typing is for mypy only: Python 2.7 has no typing module
-    from typing import Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
+    from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: F401 # novermin
 
 GRUBENV_HEADER = "# GRUB Environment Block\n"
 
@@ -198,6 +198,26 @@ def legacy_update(cfg_text, word):
     # type: (str, str) -> str
     """grub.cfg after ``grubby --update-kernel=ALL --args=word`` (EL7)."""
     lines = cfg_text.split("\n")
+    for number, match in _entry_kernel_lines(lines):
+        lead, cmd, gap, kernel, rest = match.groups()
+        lines[number] = "%s%s%s%s %s" % (lead, cmd, gap, kernel,
+                                         legacy_replace(rest.strip(), word))
+    return "\n".join(lines)
+
+
+def legacy_entry_args(cfg_text):
+    # type: (str) -> List[List[str]]
+    """The --info args of every EL7 entry with a kernel, from grub.cfg: the
+    words after the kernel path, without the first ``root=``."""
+    return [info_args(match.group(5))
+            for _number, match in _entry_kernel_lines(cfg_text.split("\n"))]
+
+
+def _entry_kernel_lines(lines):
+    # type: (List[str]) -> List[Tuple[int, Any]]
+    """(index, match) of each kernel line inside a ``menuentry { ... }`` of
+    grub.cfg's ``lines``: the lines EL7 grubby reads and rewrites."""
+    found = []
     in_entry = False
     for number, line in enumerate(lines):
         stripped = line.strip()
@@ -209,30 +229,7 @@ def legacy_update(cfg_text, word):
             continue
         match = _LINUX_LINE.match(line) if in_entry else None
         if match:
-            lead, cmd, gap, kernel, rest = match.groups()
-            args = rest.strip()
-            lines[number] = "%s%s%s%s %s" % (lead, cmd, gap, kernel,
-                                             legacy_replace(args, word))
-    return "\n".join(lines)
-
-
-def legacy_entry_args(cfg_text):
-    # type: (str) -> List[List[str]]
-    """The --info args of every EL7 entry with a kernel, from grub.cfg: the
-    words after the kernel path, without the first ``root=``."""
-    found = []
-    in_entry = False
-    for line in cfg_text.split("\n"):
-        stripped = line.strip()
-        if stripped.startswith("menuentry "):
-            in_entry = True
-            continue
-        if in_entry and stripped == "}":
-            in_entry = False
-            continue
-        match = _LINUX_LINE.match(line) if in_entry else None
-        if match:
-            found.append(info_args(match.group(5)))
+            found.append((number, match))
     return found
 
 
