@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from remediate.cli import main
+from remediate.hostside.collect import collect
+from remediate.hostside.reader import RootReader
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -296,6 +298,58 @@ def test_kmem_accounting_from_per_memcg_slab_caches(capsys: pytest.CaptureFixtur
     assert kmem["accounting_active"] is True
     assert kmem["evidence"].startswith("per-memcg slab caches exist")
     assert "(602:docker.socket)" in kmem["evidence"]
+
+
+class _ListingsCounted(RootReader):
+    """The real reader of a host root, counting the cgroup/ directories it lists."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.cgroup_listings: list[str] = []
+
+    def listdir(self, path: str) -> list[str]:
+        if path.startswith("/sys/kernel/slab/") and path.endswith("/cgroup"):
+            self.cgroup_listings.append(path)
+        return super().listdir(path)
+
+
+def _slab_root(root: Path, caches: dict[str, list[str] | None]) -> None:
+    """An el7 v1 host root whose /sys/kernel/slab holds ``caches``: each name
+    maps to the entries of its cgroup/ directory, or to None for a cache
+    without one."""
+    _v1_root(root, "3.10.0-957.27.2.el7.x86_64")
+    put(root, "proc/cmdline", sample("cmdline/centos7.txt"))
+    for name, entries in caches.items():
+        (root / "sys/kernel/slab" / name).mkdir(parents=True)
+        if entries is not None:
+            (root / "sys/kernel/slab" / name / "cgroup").mkdir()
+        for entry in entries or []:
+            (root / "sys/kernel/slab" / name / "cgroup" / entry).mkdir()
+
+
+def test_slab_caches_without_cgroup_dirs_are_not_all_probed(tmp_path: Path) -> None:
+    # 5.9+ (or memcg sysfs off): no root cache has a cgroup/ directory, so
+    # after the first three the other 397 are not listed, and nothing is found
+    root = tmp_path / "no-cgroup-dirs"
+    _slab_root(root, {f"cache-{i:03d}": None for i in range(400)})
+    reader = _ListingsCounted(str(root))
+    kmem = collect(reader)["facts"]["kmem"]
+    assert reader.cgroup_listings == [f"/sys/kernel/slab/cache-{i:03d}/cgroup" for i in range(3)]
+    assert not (kmem["evidence"] or "").startswith("per-memcg slab caches exist")
+
+
+def test_slab_caches_with_cgroup_dirs_are_probed_past_empty_ones(tmp_path: Path) -> None:
+    # once one root cache has a cgroup/ directory the kernel makes them, so
+    # caches without one (or with an empty one) do not stop the probe
+    root = tmp_path / "cgroup-dirs"
+    caches: dict[str, list[str] | None] = {"a-first": [], "b": None, "c": None, "d": None,
+                                           "e": None, "f-dentry": ["dentry(602:docker.socket)"]}
+    _slab_root(root, caches)
+    reader = _ListingsCounted(str(root))
+    kmem = collect(reader)["facts"]["kmem"]
+    assert len(reader.cgroup_listings) == len(caches)
+    assert kmem["accounting_active"] is True
+    assert "/sys/kernel/slab/f-dentry/cgroup/dentry(602:docker.socket)" in kmem["evidence"]
 
 
 @pytest.mark.parametrize(("cmdline", "active"), [("ro quiet\n", True),
