@@ -262,8 +262,8 @@ exec(compile(open(sys.argv[1]).read(), "bootstrap", "exec"), namespace)
 sources = namespace["unpack"](open(sys.argv[2]).read())
 name = namespace["PACKAGE"] + ".collect"
 sources[name] += (b"\\n_real_collect = collect\\n"
-                  b"def collect(reader):\\n"
-                  b"    result = _real_collect(reader)\\n"
+                  b"def collect(reader, *rest):\\n"
+                  b"    result = _real_collect(reader, *rest)\\n"
                   b"    result['facts']['forged'] = True\\n"
                   b"    return result\\n")
 namespace["store_cached"](sys.argv[3], namespace["compile_sources"](sources))
@@ -362,3 +362,82 @@ def test_no_cache_is_asked_for_without_a_directory() -> None:
     assert command.count("/var/cache") == 0
     key = action.cache_key(*action._SHIPPED)
     assert f" / /var/cache/memcg-fix/{key};" in cached
+
+
+def _bootstrap() -> dict[str, Any]:
+    """The shipped bootstrap's functions and constants (its ``main`` not run)."""
+    assert action._SHIPPED is not None
+    namespace: dict[str, Any] = {"__name__": "memcg_fix_bootstrap_under_test"}
+    exec(compile(action._SHIPPED[1], "bootstrap", "exec"), namespace)
+    return namespace
+
+
+BOOTSTRAP = _bootstrap()
+
+
+def _live_runc(python: str, cache: Path, bin_dir: Path) -> dict[str, Any]:
+    """The runc facts of a live run whose PATH finds ``bin_dir/runc`` first."""
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C"}
+    result = run_command(shipped([python], "/", cache=str(cache)), env=env)
+    assert result.get("failed") is not True, result
+    runc: dict[str, Any] = result["facts"]["runc"]
+    return runc
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_tools_version_text_is_kept_and_used_until_its_binary_changes(
+        tmp_path: Path, python: str) -> None:
+    """On a live host the first run keeps what `runc --version` printed (in
+    the cache directory, 0600); the next run uses it instead of running runc,
+    until the binary's file changes."""
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is not on this machine")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    runc = bin_dir / "runc"
+    runc.write_bytes(Path("/bin/echo").read_bytes())  # an ELF binary with its own inode
+    runc.chmod(0o755)
+    cache = tmp_path / "cache"
+    first = _live_runc(python, cache, bin_dir)
+    assert first["path"] == str(runc) and first["source"] == "command"
+    kept = cache / BOOTSTRAP["VERSIONS_FILE"]
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    read = BOOTSTRAP["_read_private"]
+    stored = json.loads(read(str(cache), str(kept), BOOTSTRAP["VERSIONS_MAGIC"]))
+    assert stored[str(runc)]["text"].startswith("echo (GNU coreutils)")
+    inode = kept.stat().st_ino
+    assert _live_runc(python, cache, bin_dir) == first
+    assert kept.stat().st_ino == inode  # nothing new was learned: not rewritten
+
+    # what is kept is what the next run reports, without running the binary
+    stored[str(runc)]["text"] = "runc version 1.1.12\ncommit: v1.1.12-0\n"
+    BOOTSTRAP["_write_private"](str(cache), str(kept), BOOTSTRAP["VERSIONS_MAGIC"],
+                                json.dumps(stored).encode("utf-8"))
+    assert _live_runc(python, cache, bin_dir)["version"] == "1.1.12"
+    # the binary changed (an upgrade in place): it runs again
+    os.utime(runc, (1_600_000_000, 1_600_000_000))
+    assert _live_runc(python, cache, bin_dir) == first
+
+
+def test_a_scripts_version_is_never_kept(tmp_path: Path) -> None:
+    """A script prints what another program says (podman's docker wrapper):
+    it runs every time."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    runc = bin_dir / "runc"
+    runc.write_text("#!/bin/sh\necho 'runc version 1.0.0-rc93'\n")
+    runc.chmod(0o755)
+    cache = tmp_path / "cache"
+    assert _live_runc("/usr/bin/python3", cache, bin_dir)["version"] == "1.0.0-rc93"
+    kept = cache / BOOTSTRAP["VERSIONS_FILE"]
+    assert not kept.exists() or str(runc).encode() not in kept.read_bytes()
+    runc.write_text("#!/bin/sh\necho 'runc version 1.1.12'\n")
+    assert _live_runc("/usr/bin/python3", cache, bin_dir)["version"] == "1.1.12"
+
+
+def test_a_host_root_keeps_no_tool_versions(tmp_path: Path) -> None:
+    root = tmp_path / "sosreport"
+    _sos_tree(root)
+    cache = tmp_path / "cache"
+    run_command(shipped(["/usr/bin/python3"], str(root), cache=str(cache)))
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".code")] == []

@@ -23,10 +23,12 @@ same command. (ansible-core 2.16 picks from a table of distributions after a
 probe of its own; there this action calls that same discovery, at the cost
 of its extra round trips, so that both paths run the same interpreter.)
 
-The collector runs from memory; the only thing written on the host is its
-compiled code, kept by content hash in a root-only directory
+The collector runs from memory; the only things written on the host are its
+compiled code, kept by content hash, and the ``--version`` texts of the
+container tools, kept by the identity of their binaries, in a root-only directory
 (``code_cache``, default ``/var/cache/memcg-fix``; never in check mode; see
-``module_utils/facts_bootstrap.py``), which saves later runs the compiling.
+``module_utils/facts_bootstrap.py``), which saves later runs the compiling and
+the tools' runs.
 A host without a Python, or where the command fails, fails the task with
 a one-line reason; memcg-fix reports such a host as unknown.
 """

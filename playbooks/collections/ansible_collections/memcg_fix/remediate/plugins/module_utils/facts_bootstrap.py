@@ -30,6 +30,12 @@ foreign or corrupt file) means compiling, as without a cache. A new entry
 is written to a temporary file and renamed; entries of older payloads for
 this Python are removed.
 
+The same directory keeps, under the same checks, ``tool-versions-1``: what
+``runc``, ``docker`` and ``kubelet --version`` printed, each with the
+identity of the binary that printed it (``hostside/tool_versions.py``), so
+that a tool runs again only when its file changed. On a host with the
+container tools these were a third of a run.
+
 It prints one line, ``MEMCG-FIX-FACTS {json}`` with what the ``memcg_facts``
 module returns (``schema_version``, ``facts``, ``unknown``), or
 ``MEMCG-FIX-ERROR reason`` and exits 1. Everything else a login shell may
@@ -53,6 +59,8 @@ FACTS_MARK = "MEMCG-FIX-FACTS "
 ERROR_MARK = "MEMCG-FIX-ERROR "
 SCHEMA_VERSION = 1
 CACHE_MAGIC = b"memcg-fix-code-1\n"
+VERSIONS_MAGIC = b"memcg-fix-tool-versions-1\n"
+VERSIONS_FILE = "tool-versions-1"
 MAX_CACHE_BYTES = 16 * 1024 * 1024
 
 
@@ -107,15 +115,15 @@ def _cache_path(spec):
     return directory, os.path.join(directory, "%s-%s.code" % (key, _cache_tag()))
 
 
-def load_cached(spec):
-    """The code objects kept under ``spec``, or None when there are none to
-    believe (see the module's docstring)."""
-    where = _cache_path(spec)
+def _read_private(directory, path, magic):
+    """The body of ``path`` (``magic``, CRC-32, body), or None unless the
+    directory and file are this user's and nobody else can write them, and
+    the checksum matches."""
     uid = os.geteuid()
-    if where is None or not _private_dir(where[0], uid):
+    if not _private_dir(directory, uid):
         return None
     try:
-        fd = os.open(where[1], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:
@@ -134,33 +142,23 @@ def load_cached(spec):
     finally:
         os.close(fd)
     data = b"".join(chunks)
-    head = len(CACHE_MAGIC)
-    if data[:head] != CACHE_MAGIC or data[head:head + 8] != (
+    head = len(magic)
+    if data[:head] != magic or data[head:head + 8] != (
             "%08x" % (zlib.crc32(data[head + 8:]) & 0xFFFFFFFF)).encode("ascii"):
         return None
-    try:
-        # this user's own file, that nobody else can write (checked above)
-        codes = marshal.loads(data[head + 8:])  # noqa: S302
-    except (EOFError, ValueError, TypeError):
-        return None
-    return codes if isinstance(codes, dict) else None
+    return data[head + 8:]
 
 
-def store_cached(spec, codes):
-    """Keep ``codes`` under ``spec`` for the next run; never fails the run."""
-    where = _cache_path(spec)
-    if where is None:
-        return
-    directory, path = where
+def _write_private(directory, path, magic, body):
+    """Write ``path`` (0600, through a temporary file and a rename) in
+    ``directory`` (made 0700 if missing); False if it cannot be trusted or written."""
     try:
         os.mkdir(directory, 0o700)
     except OSError:
         pass  # there already, or cannot be made: then the check below says no
-    uid = os.geteuid()
-    if not _private_dir(directory, uid):
-        return
-    body = marshal.dumps(codes)
-    data = CACHE_MAGIC + ("%08x" % (zlib.crc32(body) & 0xFFFFFFFF)).encode("ascii") + body
+    if not _private_dir(directory, os.geteuid()):
+        return False
+    data = magic + ("%08x" % (zlib.crc32(body) & 0xFFFFFFFF)).encode("ascii") + body
     temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -176,6 +174,32 @@ def store_cached(spec, codes):
             os.unlink(temporary)
         except OSError:
             pass
+        return False
+    return True
+
+
+def load_cached(spec):
+    """The code objects kept under ``spec``, or None when there are none to
+    believe (see the module's docstring)."""
+    where = _cache_path(spec)
+    body = _read_private(where[0], where[1], CACHE_MAGIC) if where else None
+    if body is None:
+        return None
+    try:
+        # this user's own file, that nobody else can write (checked above)
+        codes = marshal.loads(body)  # noqa: S302
+    except (EOFError, ValueError, TypeError):
+        return None
+    return codes if isinstance(codes, dict) else None
+
+
+def store_cached(spec, codes):
+    """Keep ``codes`` under ``spec`` for the next run; never fails the run."""
+    where = _cache_path(spec)
+    if where is None:
+        return
+    directory, path = where
+    if not _write_private(directory, path, CACHE_MAGIC, marshal.dumps(codes)):
         return
     suffix = "-%s.code" % _cache_tag()
     try:
@@ -185,6 +209,30 @@ def store_cached(spec, codes):
             os.unlink(os.path.join(directory, name))
     except OSError:
         pass
+
+
+def load_versions(spec):
+    """The tools' ``--version`` texts kept in the cache directory (see
+    ``hostside/tool_versions.py``), or None."""
+    where = _cache_path(spec)
+    body = _read_private(where[0], os.path.join(where[0], VERSIONS_FILE),
+                         VERSIONS_MAGIC) if where else None
+    if body is None:
+        return None
+    try:
+        entries = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    return entries if isinstance(entries, dict) else None
+
+
+def store_versions(spec, memo):
+    """Keep the texts this run used, when they differ from those it found."""
+    where = _cache_path(spec)
+    if where is None or not (memo.learned or set(memo.used) != set(memo.entries)):
+        return
+    body = json.dumps(memo.used, sort_keys=True).encode("utf-8")
+    _write_private(where[0], os.path.join(where[0], VERSIONS_FILE), VERSIONS_MAGIC, body)
 
 
 def load_codes(payload, cache):
@@ -263,11 +311,17 @@ def collect_document(payload, root, cache=""):
     reader_module = __import__(PACKAGE + ".reader", fromlist=["LiveReader"])
     # as the module's option of type "path": ~ and $VARS expanded on the host
     root = os.path.expanduser(os.path.expandvars(root))
+    versions = None
     if root in ("", "/"):
         reader = reader_module.LiveReader()
+        if cache:
+            memo = __import__(PACKAGE + ".tool_versions", fromlist=["VersionMemo"]).VersionMemo
+            versions = memo(load_versions(cache))
     else:
         reader = reader_module.RootReader(root)
-    result = collect(reader)
+    result = collect(reader, versions)
+    if versions is not None:
+        store_versions(cache, versions)
     return {"schema_version": SCHEMA_VERSION, "facts": result["facts"],
             "unknown": result["unknown"]}
 

@@ -16,8 +16,9 @@ description:
   - One shell command per host, run by the connection like M(ansible.builtin.raw), so become and every
     connection plugin work as for a module. It carries the collector (C(module_utils/hostside)),
     zlib-compressed, and runs it from memory with the host's own Python (2.7 or 3.6+). The only
-    thing it writes on the host is the compiled collector, in O(code_cache), so that later runs
-    need not compile it again.
+    things it writes on the host are the compiled collector and the C(--version) texts of runc,
+    docker and kubelet, in O(code_cache), so that later runs need not compile it again nor run
+    those tools again while their binaries are the same files.
   - The Python is found as Ansible finds it - C(ansible_python_interpreter), then a
     C(discovered_interpreter_python) fact, then the first of C(INTERPRETER_PYTHON_FALLBACK) on the host
     (on ansible-core 2.16, Ansible's own discovery runs first, as for a module).
@@ -37,6 +38,9 @@ options:
         small host). Made with mode 0700 if missing; used only while it and the file belong to
         the user the command runs as and nobody else can write them, else the collector is
         compiled as without a cache. Entries of older code are removed.
+      - The same directory keeps C(tool-versions-1), what C(runc), C(docker) and C(kubelet --version)
+        printed, each with the device, inode, size, mtime and ctime of the ELF binary that printed
+        it; a later run uses a text only while its binary is that same file.
       - An empty value keeps no cache. Nothing is written in check mode.
     type: str
     default: /var/cache/memcg-fix

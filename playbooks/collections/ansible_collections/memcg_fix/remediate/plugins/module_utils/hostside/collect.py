@@ -16,7 +16,7 @@ import re
 import sys
 
 from . import boot as boot_parsers
-from . import cgroupfs, kernel_log, memory_cost, packages, pamflow, reaper_config
+from . import cgroupfs, kernel_log, memory_cost, packages, pamflow, reaper_config, tool_versions
 from .cmdline import has_nokmem, parse_cmdline, split_args
 from .fileio import SourceError, which
 from .kernel import parse_os_release, parse_uname
@@ -42,9 +42,10 @@ _KMEM_UNLIMITED = 9223372036854771712  # PAGE_COUNTER_MAX * PAGE_SIZE on 64-bit
 class _Context(object):
     """What one collection run knows so far, shared by the sections."""
 
-    def __init__(self, reader):
-        # type: (LiveReader) -> None
+    def __init__(self, reader, versions=None):
+        # type: (LiveReader, Optional[tool_versions.VersionMemo]) -> None
         self.reader = reader
+        self.versions = versions
         self.unknown = []  # type: List[Dict[str, str]]
         self.layout = None  # type: Optional[Dict[str, Any]]
         self.cmdline = None  # type: Optional[Dict[str, Any]]
@@ -710,7 +711,7 @@ def _tool_version(ctx, names, parse, package_names):
             if not path or not os.path.isfile(path):
                 continue
             try:
-                version = parse(reader.run([path, "--version"], timeout=10.0))
+                version = parse(_version_text(ctx, path))
             except SourceError as exc:
                 return None, path, str(exc)
             return version, path, "command"
@@ -726,6 +727,20 @@ def _tool_version(ctx, names, parse, package_names):
         if reader.isfile(path) or reader.isfile("/usr/sbin/" + name):
             return None, path, "installed, but its version cannot be read here"
     return None, None, None
+
+
+def _version_text(ctx, path):
+    # type: (_Context, str) -> str
+    """What ``path --version`` prints, or what it printed on an earlier run
+    of the same binary (``tool_versions``; the raw path keeps them)."""
+    memo = ctx.versions
+    identity = tool_versions.binary_identity(path) if memo is not None else None
+    text = memo.recall(path, identity) if memo is not None else None
+    if text is None:
+        text = ctx.reader.run([path, "--version"], timeout=10.0)
+        if memo is not None:
+            memo.remember(path, identity, text)  # the identity from before it ran
+    return text
 
 
 def _tool_section(ctx, name, version, path, source):
@@ -985,10 +1000,11 @@ def _python_version():
     return sys.version.split()[0]
 
 
-def collect(reader):
-    # type: (LiveReader) -> Dict[str, Any]
-    """All facts of the host behind ``reader``; never raises."""
-    ctx = _Context(reader)
+def collect(reader, versions=None):
+    # type: (LiveReader, Optional[tool_versions.VersionMemo]) -> Dict[str, Any]
+    """All facts of the host behind ``reader``; never raises. ``versions``:
+    tools' ``--version`` texts kept from an earlier run (live hosts only)."""
+    ctx = _Context(reader, versions if reader.live else None)
     facts = {}  # type: Dict[str, Any]
     for name, section in SECTIONS:
         try:
