@@ -204,6 +204,38 @@ def measured_run(argv: Sequence[str], *, env: dict[str, str] | None, stdout_path
                     peak[2])
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_seconds(cgroup: str, root: Path = CGROUP_ROOT) -> tuple[float, str] | None:
+    """The CPU time (user + system, seconds) the tasks of ``cgroup`` and its
+    descendants have used so far, and the file it was read from; None where
+    neither is readable. Read only: nothing is ever written to a cgroup.
+
+    ``cgroup`` is its path below a hierarchy's root (``parent/libpod-ID``).
+    cgroup v1: the cpuacct controller's ``cpuacct.usage``, in nanoseconds
+    (Documentation/admin-guide/cgroup-v1/cpuacct.rst); cgroup v2 (the root,
+    or a hybrid machine's ``unified``): ``usage_usec`` of ``cpu.stat``, in
+    microseconds (Documentation/admin-guide/cgroup-v2.rst, "CPU").
+    """
+    relative = cgroup.strip("/")
+    usage = root / "cpuacct" / relative / "cpuacct.usage"
+    try:
+        return int(usage.read_text(encoding="ascii")) / 1e9, "cgroup v1 cpuacct.usage"
+    except (OSError, ValueError):
+        pass
+    for base in (root, root / "unified"):
+        try:
+            lines = (base / relative / "cpu.stat").read_text(encoding="ascii").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "usage_usec" and value.strip().isdigit():
+                return int(value) / 1e6, "cgroup v2 cpu.stat usage_usec"
+    return None
+
+
 def summary(values: Iterable[float]) -> dict[str, float]:
     """Median, min and max (and the count) of a series."""
     data = sorted(values)

@@ -39,6 +39,17 @@ are counted from a callback (bench/callback_plugins) and, for ``detect``,
 from ansible-runner's job events; the script fails if any host has other
 than exactly one.
 
+CPU is this machine's: the command's and every process's it waited for
+(the controller; on local hosts that includes the hosts' side). On the
+containers, the targets' side is added: the CPU time of the run's hosts'
+container cgroups (``<--cgroup-parent>/libpod-<container id>``: cgroup v1
+``cpuacct.usage``, else v2 ``cpu.stat`` usage_usec; read only), the
+difference around each timed run, summed over the hosts. Per arm: the
+targets' CPU per host and the CPU per host of both sides (controller +
+targets), for whole runs and for one more host, and setup / raw and ping /
+raw on both sides' CPU. Where a container's cgroup cannot be read, those
+figures are None and the report says so.
+
     python bench/bench_detect.py                        # 50 local + 10 containers, 5 rounds, scale
     python bench/bench_detect.py --containers 0 --runs 3 --scale-hosts 0
     python bench/bench_detect.py --out p1.json
@@ -68,6 +79,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,6 +93,7 @@ from bench._common import (
     BIN,
     REPO,
     ansible_env,
+    cgroup_cpu_seconds,
     fmt,
     load_note,
     machine,
@@ -237,9 +251,40 @@ def check_document(name: str, text: str, hosts: list[str]) -> None:
                          f"{errors[:5]}")
 
 
+@dataclass
+class TargetCpu:
+    """The targets' side of a containers run: the CPU time of the podman
+    containers' cgroups (``PARENT/libpod-ID``), read before and after each
+    timed run. Read only."""
+
+    parent: str  # the containers' --cgroup-parent
+    container_ids: dict[str, str]  # inventory host -> full container id
+    sources: set[str] = field(default_factory=set)
+    unreadable: set[str] = field(default_factory=set)
+
+    def seconds(self, hosts: Sequence[str]) -> float | None:
+        """The CPU time the containers of ``hosts`` have used so far, summed;
+        None if any one of them cannot be read."""
+        total = 0.0
+        for host in hosts:
+            read = cgroup_cpu_seconds(f"{self.parent}/libpod-{self.container_ids[host]}")
+            if read is None:
+                self.unreadable.add(host)
+                return None
+            total += read[0]
+            self.sources.add(read[1])
+        return total
+
+    def record(self) -> dict[str, Any]:
+        return {"sources": sorted(self.sources), "unreadable_hosts": sorted(self.unreadable)}
+
+
 def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[str, Path],
                 runs: int, forks: int, tmp: Path, with_detect: bool,
-                baseline: Path | None = None) -> dict[str, Any]:
+                baseline: Path | None = None,
+                target_cpu: TargetCpu | None = None) -> dict[str, Any]:
+    """Every arm on the set's hosts, ``runs`` rounds; with ``target_cpu``
+    (containers) also the CPU time the arm's hosts spent on each run."""
     before = ("memcg_facts_raw_before", *(("detect_before",) if with_detect else ()),
               f"memcg_facts_raw_before{ONE_HOST}") if baseline is not None else ()
     arms = [*PLAYBOOK_ARMS, *(DETECT_ARMS if with_detect else ()),
@@ -264,7 +309,9 @@ def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[st
                 argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks",
                         str(forks), "--limit", ",".join(arm_hosts),
                         str(playbooks[arm.removesuffix(ONE_HOST)])]
+            target_before = target_cpu.seconds(arm_hosts) if target_cpu else None
             result = timed_run(argv, env=env, cwd=cwd)
+            target_after = target_cpu.seconds(arm_hosts) if target_cpu else None
             if result.returncode != 0:
                 raise SystemExit(f"{name}/{arm} exited {result.returncode}:\n"
                                  f"{(result.stdout + result.stderr)[-3000:]}")
@@ -279,12 +326,24 @@ def measure_set(name: str, inventory: Path, hosts: list[str], playbooks: dict[st
             problems = check_runs(arm.removesuffix(ONE_HOST), counted, arm_hosts)
             if problems:
                 raise SystemExit("actions per host are wrong: " + "; ".join(problems[:5]))
-            raw[arm].append({"wall": result.wall, "cpu": result.cpu, "task_seconds": seconds,
-                             "module_runs_per_host": sorted({len(v) for v in counted.values()})})
+            row: dict[str, Any] = {
+                "wall": result.wall, "cpu": result.cpu, "task_seconds": seconds,
+                "module_runs_per_host": sorted({len(v) for v in counted.values()})}
+            targets_note = ""
+            if target_cpu is not None:
+                row["target_cpu"] = (target_after - target_before
+                                     if target_before is not None and target_after is not None
+                                     else None)
+                targets_note = (" targets unreadable" if row["target_cpu"] is None
+                                else f" {row['target_cpu']:6.2f} s targets' CPU")
+            raw[arm].append(row)
             print(f"  {name:<10} round {round_index + 1}/{runs} {arm:<15} "
-                  f"{result.wall:6.2f} s wall {result.cpu:6.2f} s CPU  ({load_note()})",
-                  flush=True)
-    return analyse(name, len(hosts), raw, runs)
+                  f"{result.wall:6.2f} s wall {result.cpu:6.2f} s CPU{targets_note}  "
+                  f"({load_note()})", flush=True)
+    out = analyse(name, len(hosts), raw, runs)
+    if target_cpu is not None:
+        out["target_cpu"] = target_cpu.record()
+    return out
 
 
 def arm_env(arm: str, extra: dict[str, str], baseline: Path | None) -> dict[str, str]:
@@ -384,7 +443,64 @@ def analyse(name: str, hosts: int, raw: dict[str, list[dict[str, Any]]],
             ratios[f"setup_over_{arm}_cpu"] = _paired(cpu["setup"], cpu[arm])
             ratios[f"ping_over_{arm}_wall"] = _paired(wall["ping"], wall[arm])
     out["ratios"] = ratios
+    if all("target_cpu" in r for rows in raw.values() for r in rows):
+        analyse_targets(out, raw, hosts)
     return out
+
+
+def _readable(values: list[float | None]) -> list[float] | None:
+    """The series, or None if a round's cgroups could not be read."""
+    known = [v for v in values if v is not None]
+    return known if len(known) == len(values) else None
+
+
+def analyse_targets(out: dict[str, Any], raw: dict[str, list[dict[str, Any]]],
+                    hosts: int) -> None:
+    """The targets' side (containers) added to ``out``: per arm the targets'
+    CPU per host and both sides' (controller + targets), for whole runs and
+    for one more host (the same pairing as wall and CPU), and setup / raw and
+    ping / raw on both sides' CPU. None where a container's cgroup could not
+    be read."""
+    target = {arm: _readable([r["target_cpu"] for r in rows]) for arm, rows in raw.items()}
+    both: dict[str, list[float] | None] = {}
+    for arm, rows in raw.items():
+        spent = target[arm]
+        both[arm] = (None if spent is None else
+                     [r["cpu"] + t for r, t in zip(rows, spent, strict=True)])
+
+    def per_host(series: list[float] | None, count: int) -> dict[str, float] | None:
+        return None if series is None else summary(x / count for x in series)
+
+    def ratio(series: dict[str, list[float] | None], a: str, b: str) -> dict[str, float] | None:
+        first, second = series[a], series[b]
+        return None if first is None or second is None else _paired(first, second)
+
+    for arm, rows in raw.items():
+        count = 1 if arm.endswith(ONE_HOST) else hosts
+        out["arms"][arm]["target_cpu_s"] = per_host(target[arm], 1)
+        out["arms"][arm]["target_cpu_per_host_s"] = per_host(target[arm], count)
+        out["arms"][arm]["both_cpu_per_host_s"] = per_host(both[arm], count)
+        for record, row in zip(out["rounds"][arm], rows, strict=True):
+            record["target_cpu"] = row["target_cpu"]
+    ratios = out["ratios"]
+    ratios["setup_over_raw_both_cpu"] = ratio(both, "setup", "memcg_facts_raw")
+    ratios["ping_over_raw_both_cpu"] = ratio(both, "ping", "memcg_facts_raw")
+    if hosts < 2:
+        return
+    slope_arms = [arm for arm in (*SLOPE_ARMS, "memcg_facts_raw_before")
+                  if f"{arm}{ONE_HOST}" in raw]
+    one_more: dict[str, dict[str, list[float] | None]] = {}
+    for name, series in (("target", target), ("both", both)):
+        one_more[name] = {}
+        for arm in slope_arms:
+            full, one = series[arm], series[f"{arm}{ONE_HOST}"]
+            one_more[name][arm] = (None if full is None or one is None else
+                                   [(f - o) / (hosts - 1) for f, o in zip(full, one, strict=True)])
+            out["arms"][arm][f"one_more_host_{name}_cpu_s"] = per_host(one_more[name][arm], 1)
+    ratios["one_more_host_setup_over_raw_both_cpu"] = ratio(one_more["both"], "setup",
+                                                            "memcg_facts_raw")
+    ratios["one_more_host_ping_over_raw_both_cpu"] = ratio(one_more["both"], "ping",
+                                                           "memcg_facts_raw")
 
 
 def module_payloads(playbooks: dict[str, Path], tmp: Path, baseline: Path | None = None
@@ -511,7 +627,43 @@ def report(result: dict[str, Any]) -> str:
                          f"{fmt(ratios[f'setup_over_{arm}_wall'], 'x')}, CPU{cpu_note} "
                          f"{fmt(ratios[f'setup_over_{arm}_cpu'], 'x')}; ping / it: wall "
                          f"{fmt(ratios[f'ping_over_{arm}_wall'], 'x')}")
+    if "target_cpu" in result:
+        lines.extend(targets_report(result))
     return "\n".join(lines)
+
+
+def _fmt_or_unreadable(stat: dict[str, float] | None, unit: str, digits: int = 3) -> str:
+    return "unreadable" if stat is None else fmt(stat, unit, digits)
+
+
+def targets_report(result: dict[str, Any]) -> list[str]:
+    """The lines of the targets' side (containers): their CPU and both sides'."""
+    record = result["target_cpu"]
+    lines = [f"  the targets' CPU (their cgroups: {', '.join(record['sources']) or 'none'}):"]
+    if record["unreadable_hosts"]:
+        lines.append("    unreadable (no cpuacct.usage nor cpu.stat usage_usec) for "
+                     f"{', '.join(record['unreadable_hosts'][:5])}: those figures are None")
+    for arm, data in result["arms"].items():
+        lines.append(f"    {arm:<15} target CPU/host "
+                     f"{_fmt_or_unreadable(data['target_cpu_per_host_s'], ' s')}  "
+                     f"CPU/host, both sides "
+                     f"{_fmt_or_unreadable(data['both_cpu_per_host_s'], ' s')}")
+    for arm, data in result["arms"].items():
+        if "one_more_host_both_cpu_s" in data:
+            lines.append(f"    one more host, {arm:<15} target CPU "
+                         f"{_fmt_or_unreadable(data['one_more_host_target_cpu_s'], ' s')}  "
+                         f"both sides {_fmt_or_unreadable(data['one_more_host_both_cpu_s'], ' s')}")
+    ratios = result["ratios"]
+    line = (f"    CPU, both sides: setup / raw "
+            f"{_fmt_or_unreadable(ratios['setup_over_raw_both_cpu'], 'x', 2)}, ping / raw "
+            f"{_fmt_or_unreadable(ratios['ping_over_raw_both_cpu'], 'x', 2)}")
+    if "one_more_host_setup_over_raw_both_cpu" in ratios:
+        line += (f"; one more host: setup / raw "
+                 f"{_fmt_or_unreadable(ratios['one_more_host_setup_over_raw_both_cpu'], 'x', 2)}"
+                 ", ping / raw "
+                 f"{_fmt_or_unreadable(ratios['one_more_host_ping_over_raw_both_cpu'], 'x', 2)}")
+    lines.append(line)
+    return lines
 
 
 def measure_scale(count: int, forks: int, runs: int, tmp: Path,
@@ -612,7 +764,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local-hosts", type=int, default=50)
-    parser.add_argument("--containers", type=int, default=10)
+    parser.add_argument("--containers", type=int, default=10,
+                        help="podman containers (0: leave them out); their CPU per run is "
+                             "read from their cgroups")
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5, help="rounds (each runs every arm once)")
     parser.add_argument("--no-detect", action="store_true",
@@ -650,15 +804,18 @@ def main() -> int:
                                        args.forks, tmp, not args.no_detect, baseline))
             print(report(results[-1]), flush=True)
         if args.containers:
+            from tests.targets.common import CGROUP_PARENT
             from tests.targets.target import destroy_all, start_containers, write_inventory
 
             started = []
             try:
                 started = start_containers(["debian"] * args.containers)
                 inventory = write_inventory(started, tmp / "containers.yml", group="bench")
+                target_cpu = TargetCpu(CGROUP_PARENT.strip("/"),
+                                       {t.name: t.container_id for t in started})
                 results.append(measure_set("containers", inventory, [t.name for t in started],
                                            playbooks, args.runs, args.forks, tmp,
-                                           not args.no_detect, baseline))
+                                           not args.no_detect, baseline, target_cpu))
             finally:
                 destroy_all(started)
             print(report(results[-1]), flush=True)
