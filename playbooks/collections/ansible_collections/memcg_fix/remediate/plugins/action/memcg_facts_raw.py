@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import re
 import shlex
-import tokenize
 import zlib
 from pathlib import Path
 from typing import Any
@@ -90,22 +88,30 @@ def _module_closure(directory: Path, entries: tuple[str, ...]) -> list[str]:
 
 
 # PEP 263: Python 2.7 compiles non-ASCII source only below such a line
-_CODING_COMMENT = re.compile(r"^#.*coding[:=]")
+_CODING_COMMENT = re.compile(r"^[ \t]*#.*coding[:=]")
+# A string literal (kept whole, so a "#" in it stays) or a comment with the
+# blanks before it. The shipped modules run on Python 2.7 too, so they have
+# no f-strings, whose nested quotes this would not know; a test checks that
+# every shipped module compiles to the same code as its file.
+_STRING_OR_COMMENT = re.compile(r"""
+    (?:'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
+      |'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
+  | (?P<comment>[ \t]*\#[^\n]*)
+""", re.X | re.S)
+
+
+def _drop_comment(match: re.Match[str]) -> str:
+    comment = match.group("comment")
+    return "" if comment is not None and not _CODING_COMMENT.match(comment) else match.group(0)
 
 
 def without_comments(source: str) -> str:
     """``source`` with its comments cut out (type comments, lint markers and
-    notes are a tenth of the collector's bytes), found by Python's own
-    tokenizer so a ``#`` in a string stays. Lines stay where they were, so a
-    traceback's line numbers are the file's; the encoding line stays."""
-    lines = source.splitlines(keepends=True)
-    for token in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
-        if token.type != tokenize.COMMENT or _CODING_COMMENT.match(token.string):
-            continue
-        (row, start), (_row, end) = token.start, token.end
-        line = lines[row - 1]
-        lines[row - 1] = line[:start].rstrip() + line[end:]
-    return "".join(lines)
+    notes are a tenth of the collector's bytes); a ``#`` in a string stays.
+    Lines stay where they were, so a traceback's line numbers are the file's;
+    the encoding line stays. (One regular expression: Python's tokenizer did
+    the same in 54 ms of each ansible-playbook run, this in 7.)"""
+    return _STRING_OR_COMMENT.sub(_drop_comment, source)
 
 
 def build_payload(directory: Path = _HOSTSIDE) -> str:
@@ -116,7 +122,8 @@ def build_payload(directory: Path = _HOSTSIDE) -> str:
         + b"\0"
         for name in _module_closure(directory, _ENTRY_MODULES)
     )
-    return base64.b64encode(zlib.compress(blob, 9)).decode("ascii")
+    # level 6: 0.5 % larger than 9 and 10 ms less of each ansible-playbook run
+    return base64.b64encode(zlib.compress(blob, 6)).decode("ascii")
 
 
 def _load() -> tuple[str, str]:
@@ -135,7 +142,7 @@ def cache_key(payload: str, bootstrap: str) -> str:
 try:
     _SHIPPED: tuple[str, str] | None = _load()
     _LOAD_ERROR = ""
-except (OSError, UnicodeError, SyntaxError, tokenize.TokenError) as exc:
+except (OSError, UnicodeError) as exc:
     _SHIPPED = None
     _LOAD_ERROR = f"cannot read the collector shipped with the collection: {exc}"
 
