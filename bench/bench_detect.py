@@ -158,16 +158,23 @@ def raw_action(collection: Path = COLLECTION) -> ModuleType:
     return module
 
 
-def raw_command(collection: Path = COLLECTION, cache: bool = True) -> tuple[str, str]:
+# Where an earlier version (--baseline) keeps its compiled code on the hosts:
+# each version removes the other entries of its Python from its cache
+# directory, so sharing the default one would make both compile on every run.
+BASELINE_CODE_CACHE = "/var/cache/memcg-fix-bench-before"
+
+
+def raw_command(collection: Path = COLLECTION, cache: bool | str = True) -> tuple[str, str]:
     """The shell command memcg_facts_raw sends to a host whose Python is
-    /usr/bin/python3, and its stdin (with the default code cache, where the
-    version has one, unless ``cache`` is False)."""
+    /usr/bin/python3, and its stdin (with the default code cache, or the
+    directory ``cache`` names, where the version has one; none if False)."""
     action = raw_action(collection)
     if action._SHIPPED is None:
         raise SystemExit(action._LOAD_ERROR)
     payload, bootstrap = action._SHIPPED
     default_cache = getattr(action, "DEFAULT_CODE_CACHE", None)
-    options = {"cache": default_cache} if cache and default_cache else {}
+    directory = cache if isinstance(cache, str) else default_cache
+    options = {"cache": directory} if cache and default_cache else {}
     command, in_data = action.remote_command(["/usr/bin/python3"], [], payload, bootstrap, "/",
                                              **options)
     return command, in_data.decode("ascii")
@@ -184,6 +191,15 @@ def extract_baseline(ref: str, tmp: Path) -> Path:
     if archive.returncode != 0:
         raise SystemExit(f"git archive {ref}: {archive.stderr.decode(errors='replace')}")
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    # its raw path keeps its compiled code apart from this version's
+    action = target / COLLECTION.relative_to(REPO) / "plugins" / "action" / "memcg_facts_raw.py"
+    playbook = target / "playbooks" / "gather-raw.yml"
+    if action.exists() and "code_cache" in action.read_text(encoding="utf-8"):
+        plays = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+        for task in plays[0]["tasks"]:
+            if "memcg_fix.remediate.memcg_facts_raw" in task:
+                task["memcg_fix.remediate.memcg_facts_raw"] = {"code_cache": BASELINE_CODE_CACHE}
+        playbook.write_text(yaml.safe_dump(plays, sort_keys=False), encoding="utf-8")
     return target
 
 
@@ -528,8 +544,10 @@ def module_payloads(playbooks: dict[str, Path], tmp: Path, baseline: Path | None
     command, stdin = raw_command(cache=False)
     commands["memcg_facts_raw_nocache"] = (["/bin/sh", "-c", command], stdin)
     if baseline is not None:
-        command, stdin = raw_command(baseline / COLLECTION.relative_to(REPO))
+        command, stdin = raw_command(baseline / COLLECTION.relative_to(REPO),
+                                     cache=BASELINE_CODE_CACHE)
         commands["memcg_facts_raw_before"] = (["/bin/sh", "-c", command], stdin)
+        timed_run(["/bin/sh", "-c", command], stdin=stdin)  # untimed: its code cache is kept
     return commands
 
 
@@ -781,10 +799,16 @@ def main() -> int:
                         help="add `ansible all -b -m ping` to the scale arm")
     parser.add_argument("--baseline", metavar="REF",
                         help="also measure the raw path of git REF (an earlier version) in "
-                             "the same rounds")
+                             "the same rounds; its hosts keep its compiled code in "
+                             f"{BASELINE_CODE_CACHE}, removed at the end")
     parser.add_argument("--out", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     on_signals_exit()
+    if args.baseline:  # this machine's hosts: the earlier version's own code cache
+        import atexit
+        import shutil
+
+        atexit.register(shutil.rmtree, BASELINE_CODE_CACHE, True)
     results = []
     processes = scale = None
     info = machine()
