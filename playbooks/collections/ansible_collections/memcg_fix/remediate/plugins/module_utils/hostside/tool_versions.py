@@ -95,4 +95,3 @@ class VersionMemo(object):
             return
         self.used[path] = {"id": identity, "text": text}
         self.learned = True
-
