@@ -65,7 +65,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
-    cgroup_cpu_seconds,
     fmt,
     load_note,
     machine,
@@ -75,7 +74,7 @@ from bench._common import (
     timed_run,
     write_json,
 )
-from bench.bench_detect import raw_action, raw_command
+from bench.bench_detect import TargetCpu, _readable, raw_action, raw_command
 
 ARMS = ("ssh_true", "sudo_true", "sudo_python", "sudo_raw")
 # each increment: (name, the arm, the arm it is measured above; None: zero)
@@ -207,8 +206,7 @@ def measure(ssh: list[str], table: dict[str, Arm], target_cpu: Callable[[], floa
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[float] | None:
-    values = [row[key] for row in rows]
-    return None if any(v is None for v in values) else values
+    return _readable([row[key] for row in rows])
 
 
 def analyse(rows: dict[str, list[dict[str, Any]]], rounds: int,
@@ -276,22 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         started = start_containers(["debian"])
         target = started[0]
-        cgroup = f"{CGROUP_PARENT.strip('/')}/libpod-{target.container_id}"
-        sources: set[str] = set()
-
-        def target_cpu() -> float | None:
-            read = cgroup_cpu_seconds(cgroup)
-            if read is None:
-                return None
-            sources.add(read[1])
-            return read[0]
-
+        cgroups = TargetCpu(CGROUP_PARENT.strip("/"), {target.name: target.container_id})
         ssh = ssh_argv(target.inventory_vars)
         warm_up(ssh, table)
-        result = measure(ssh, table, target_cpu, args.runs, args.per_round)
+        result = measure(ssh, table, lambda: cgroups.seconds([target.name]), args.runs,
+                         args.per_round)
     finally:
         destroy_all(started)
-    source = ", ".join(sorted(sources)) or "unreadable"
+    source = ", ".join(sorted(cgroups.sources)) or "unreadable"
     result["target_cpu_source"] = source
     print(report(result, source), flush=True)
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

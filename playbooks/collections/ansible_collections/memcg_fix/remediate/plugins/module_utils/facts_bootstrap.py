@@ -211,12 +211,17 @@ def store_cached(spec, codes):
         pass
 
 
+def _versions_path(spec):
+    """(directory, file) of the tools' versions beside the code cache, or None."""
+    where = _cache_path(spec)
+    return (where[0], os.path.join(where[0], VERSIONS_FILE)) if where else None
+
+
 def load_versions(spec):
     """The tools' ``--version`` texts kept in the cache directory (see
     ``hostside/tool_versions.py``), or None."""
-    where = _cache_path(spec)
-    body = _read_private(where[0], os.path.join(where[0], VERSIONS_FILE),
-                         VERSIONS_MAGIC) if where else None
+    where = _versions_path(spec)
+    body = _read_private(where[0], where[1], VERSIONS_MAGIC) if where else None
     if body is None:
         return None
     try:
@@ -228,11 +233,11 @@ def load_versions(spec):
 
 def store_versions(spec, memo):
     """Keep the texts this run used, when they differ from those it found."""
-    where = _cache_path(spec)
-    if where is None or not (memo.learned or set(memo.used) != set(memo.entries)):
+    where = _versions_path(spec)
+    if where is None or not memo.changed():
         return
-    body = json.dumps(memo.used, sort_keys=True).encode("utf-8")
-    _write_private(where[0], os.path.join(where[0], VERSIONS_FILE), VERSIONS_MAGIC, body)
+    _write_private(where[0], where[1], VERSIONS_MAGIC,
+                   json.dumps(memo.used, sort_keys=True).encode("utf-8"))
 
 
 def load_codes(payload, cache):

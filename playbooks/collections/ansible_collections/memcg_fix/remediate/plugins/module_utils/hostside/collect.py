@@ -734,12 +734,13 @@ def _version_text(ctx, path):
     """What ``path --version`` prints, or what it printed on an earlier run
     of the same binary (``tool_versions``; the raw path keeps them)."""
     memo = ctx.versions
-    identity = tool_versions.binary_identity(path) if memo is not None else None
-    text = memo.recall(path, identity) if memo is not None else None
+    if memo is None:
+        return ctx.reader.run([path, "--version"], timeout=10.0)
+    identity = tool_versions.binary_identity(path)  # taken before it runs
+    text = memo.recall(path, identity)
     if text is None:
         text = ctx.reader.run([path, "--version"], timeout=10.0)
-        if memo is not None:
-            memo.remember(path, identity, text)  # the identity from before it ran
+        memo.remember(path, identity, text)
     return text
 
 
@@ -1004,7 +1005,7 @@ def collect(reader, versions=None):
     # type: (LiveReader, Optional[tool_versions.VersionMemo]) -> Dict[str, Any]
     """All facts of the host behind ``reader``; never raises. ``versions``:
     tools' ``--version`` texts kept from an earlier run (live hosts only)."""
-    ctx = _Context(reader, versions if reader.live else None)
+    ctx = _Context(reader, versions)
     facts = {}  # type: Dict[str, Any]
     for name, section in SECTIONS:
         try:

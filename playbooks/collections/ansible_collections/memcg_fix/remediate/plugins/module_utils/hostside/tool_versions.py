@@ -79,6 +79,11 @@ class VersionMemo(object):
         self.used = {}  # type: Dict[str, Dict[str, Any]]
         self.learned = False
 
+    def changed(self):
+        # type: () -> bool
+        """Whether what the next run needs differs from what this one found."""
+        return self.learned or set(self.used) != set(self.entries)
+
     def recall(self, path, identity):
         # type: (str, Optional[List[Any]]) -> Optional[str]
         """The text remembered for this binary, or None."""
