@@ -45,25 +45,40 @@ fi
 # from, so a change to pyproject.toml or to this script rebuilds it.
 stamp_of() { cat "$here/pyproject.toml" "$0" | sha256sum | cut -c1-16; echo "$1"; }
 
+# Whether the venv imports memcg-fix from this checkout. Asked from / in
+# isolated mode: from the checkout, the current directory on sys.path would
+# import this checkout's package whatever the venv's editable install points
+# at, and a venv left pointing at a deleted clone would fail only in the tests
+# that run the command from another directory.
+imports_this_checkout() {
+  (cd / && "$1/bin/python" -I -c 'import os, sys, remediate
+sys.exit(0 if os.path.realpath(remediate.__file__ or "") == sys.argv[1] else 1)' \
+     "$(realpath "$here/remediate/__init__.py")") 2>/dev/null
+}
+
 build_venv() {
   local name=$1 core_spec=$2 extra=$3
   local dir="$cache/venv-$name" stamp
   stamp=$(stamp_of "$core_spec $extra")
   if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
-    # editable install: only re-point it at this checkout if it moved
-    if ! "$dir/bin/python" -c 'import remediate,sys; sys.exit(0 if remediate.__file__.startswith(sys.argv[1]) else 1)' "$here" 2>/dev/null; then
+    # editable install: re-point it at this checkout if it points elsewhere
+    if ! imports_this_checkout "$dir"; then
       "$dir/bin/pip" install -q --no-deps -e "$here" >/dev/null
     fi
-    return
+  else
+    log "building $dir ($core_spec)"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+    # shellcheck disable=SC2086
+    "$dir/bin/pip" install -q "$core_spec" -e "$here[test]" $extra 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$dir/bin/python" -c 'import ansible' >/dev/null
+    echo "$stamp" >"$dir/.stamp"
   fi
-  log "building $dir ($core_spec)"
-  rm -rf "$dir"
-  "$python" -m venv "$dir"
-  "$dir/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-  # shellcheck disable=SC2086
-  "$dir/bin/pip" install -q "$core_spec" -e "$here[test]" $extra 2>&1 | grep -v '^WARNING: Location' >&2 || true
-  "$dir/bin/python" -c 'import remediate, ansible' >/dev/null
-  echo "$stamp" >"$dir/.stamp"
+  if ! imports_this_checkout "$dir"; then
+    log "$dir does not import memcg-fix from $here"
+    exit 1
+  fi
 }
 
 build_venv current "ansible-core>=2.19" "ansible-runner ansible-lint molecule molecule-plugins[podman] pytest-xdist pyinstrument"
