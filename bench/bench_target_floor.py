@@ -65,6 +65,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
+    Timed,
     fmt,
     load_note,
     machine,
@@ -118,14 +119,15 @@ def ssh_argv(inventory_vars: dict[str, Any]) -> list[str]:
             f"{inventory_vars['ansible_user']}@{inventory_vars['ansible_host']}"]
 
 
-def run_arm(ssh: list[str], name: str, arm: Arm, timeout: float = 120) -> float:
-    """One run of ``arm`` over ssh; its wall time (fails unless it did its work)."""
+def run_arm(ssh: list[str], name: str, arm: Arm, timeout: float = 120) -> Timed:
+    """One run of ``arm`` over ssh: its wall time and the ssh client's CPU
+    (fails unless it did its work)."""
     result = timed_run([*ssh, arm.command], stdin=arm.stdin, timeout=timeout)
     if result.returncode != 0 or (arm.expect and not any(
             line.startswith(arm.expect) for line in result.stdout.splitlines())):
         raise SystemExit(f"{name} failed (exit {result.returncode}): "
                          f"{(result.stdout + result.stderr)[-1000:]}")
-    return result.wall
+    return result
 
 
 def master_pid(ssh: list[str]) -> int:
@@ -153,13 +155,6 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def children_cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def warm_up(ssh: list[str], table: dict[str, Arm], attempts: int = 5) -> None:
     """Untimed: the master connection, one sudo (the first in a fresh
     container waits for its systemd-logind), one raw detection (the caches)."""
@@ -182,11 +177,12 @@ def measure(ssh: list[str], table: dict[str, Arm], target_cpu: Callable[[], floa
     for round_index in range(rounds):
         for name in rotated(list(table), round_index):
             master = master_pid(ssh)
-            master_before, client_before = process_cpu_seconds(master), children_cpu_seconds()
+            master_before = process_cpu_seconds(master)
             target_before = target_cpu()
-            walls = [run_arm(ssh, name, table[name]) for _ in range(per_round)]
+            runs = [run_arm(ssh, name, table[name]) for _ in range(per_round)]
             target_after = target_cpu()
-            client = (children_cpu_seconds() - client_before) / per_round
+            walls = [run.wall for run in runs]
+            client = sum(run.cpu for run in runs) / per_round
             try:
                 master_cpu = (process_cpu_seconds(master) - master_before) / per_round
             except OSError as exc:

@@ -73,12 +73,12 @@ build_venv() {
     # shellcheck disable=SC2086
     "$dir/bin/pip" install -q "$core_spec" -e "$here[test]" $extra 2>&1 | grep -v '^WARNING: Location' >&2 || true
     "$dir/bin/python" -c 'import ansible' >/dev/null
-    echo "$stamp" >"$dir/.stamp"
   fi
   if ! imports_this_checkout "$dir"; then
     log "$dir does not import memcg-fix from $here"
     exit 1
   fi
+  echo "$stamp" >"$dir/.stamp"  # only once the venv is known to work
 }
 
 build_venv current "ansible-core>=2.19" "ansible-runner ansible-lint molecule molecule-plugins[podman] pytest-xdist pyinstrument"
